@@ -1,0 +1,152 @@
+/* gemma.h - the public C API of gemma.c.
+ *
+ * One header, opaque handles, plain C types: usable from C, C++, Swift
+ * (module map), Kotlin/JNI and any FFI.  There is no global state: every
+ * error is reported through a gemma_error the caller owns, and a model or
+ * session carries everything it needs.
+ *
+ * Typical use:
+ *
+ *     gemma_error err;
+ *     gemma_model *m;
+ *     if (gemma_model_load("models/gemma-3-270m", NULL, &m, &err) != GEMMA_OK) {
+ *         fprintf(stderr, "%s\n", err.message);
+ *         return 1;
+ *     }
+ *     gemma_session *s;
+ *     gemma_session_options so = gemma_session_default_options();
+ *     gemma_session_create(m, &so, &s, &err);
+ *     float *logits = malloc(gemma_model_vocab_size(m) * sizeof(float));
+ *     gemma_session_eval(s, tokens, n, GEMMA_LOGITS_LAST, logits, &err);
+ *     ...
+ *     gemma_session_free(s);
+ *     gemma_model_free(m);
+ */
+#ifndef GEMMA_H
+#define GEMMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(GEMMA_SHARED_BUILD)
+#define GEMMA_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define GEMMA_API __attribute__((visibility("default")))
+#else
+#define GEMMA_API
+#endif
+
+#define GEMMA_VERSION_MAJOR 0
+#define GEMMA_VERSION_MINOR 1
+#define GEMMA_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+    GEMMA_OK = 0,
+    GEMMA_ERR_ARG = 1,          /* invalid argument from the caller */
+    GEMMA_ERR_IO = 2,           /* file missing, unreadable, mmap failed */
+    GEMMA_ERR_FORMAT = 3,       /* corrupt or inconsistent file contents */
+    GEMMA_ERR_UNSUPPORTED = 4,  /* valid input we do not implement (architecture, option) */
+    GEMMA_ERR_NOMEM = 5,        /* allocation failed */
+    GEMMA_ERR_CONTEXT_FULL = 6, /* the session has no room for more tokens */
+    GEMMA_ERR_INTERNAL = 7
+} gemma_status;
+
+#define GEMMA_ERROR_MESSAGE_MAX 512
+
+/* A one-line, human-readable description naming the file and field at fault. */
+typedef struct {
+    gemma_status code;
+    char message[GEMMA_ERROR_MESSAGE_MAX];
+} gemma_error;
+
+GEMMA_API const char *gemma_status_name(gemma_status code);
+GEMMA_API const char *gemma_version(void);
+
+/* ------------------------------------------------------------ allocators */
+
+/* Optional allocator hooks for the large, long-lived buffers (KV cache,
+ * activations).  NULL fields fall back to malloc/free. */
+typedef struct {
+    void *(*alloc)(size_t size, size_t alignment, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} gemma_allocator;
+
+/* ----------------------------------------------------------------- model */
+
+typedef struct gemma_model gemma_model;
+
+typedef struct {
+    const gemma_allocator *allocator;  /* NULL = malloc */
+} gemma_model_options;
+
+/* Load a model directory: config.json plus model.safetensors or shards listed
+ * in model.safetensors.index.json.  Weights are memory-mapped, never copied.
+ * On failure *out is NULL and err (if not NULL) says why. */
+GEMMA_API gemma_status gemma_model_load(const char *path, const gemma_model_options *opts,
+                                        gemma_model **out, gemma_error *err);
+GEMMA_API void gemma_model_free(gemma_model *model);
+
+GEMMA_API int gemma_model_vocab_size(const gemma_model *model);   /* logits per position */
+GEMMA_API int gemma_model_n_layers(const gemma_model *model);
+GEMMA_API int gemma_model_hidden_size(const gemma_model *model);
+GEMMA_API int gemma_model_max_context(const gemma_model *model);  /* max_position_embeddings */
+GEMMA_API const char *gemma_model_arch(const gemma_model *model);  /* e.g. "gemma3" */
+/* A short description: architecture, sizes, weight formats. */
+GEMMA_API const char *gemma_model_describe(const gemma_model *model);
+/* Bytes of weights that stay mapped (what a decode step may read). */
+GEMMA_API uint64_t gemma_model_weight_bytes(const gemma_model *model);
+
+/* --------------------------------------------------------------- session */
+
+typedef struct gemma_session gemma_session;
+
+typedef struct {
+    int n_ctx;       /* max tokens in the session; 0 = min(model max, 4096) */
+    int n_batch;     /* max tokens per internal prefill step; 0 = 512 */
+    int n_threads;   /* worker threads; 0 = number of online CPUs */
+    const gemma_allocator *allocator;  /* NULL = malloc */
+} gemma_session_options;
+
+GEMMA_API gemma_session_options gemma_session_default_options(void);
+
+GEMMA_API gemma_status gemma_session_create(gemma_model *model, const gemma_session_options *opts,
+                                            gemma_session **out, gemma_error *err);
+GEMMA_API void gemma_session_free(gemma_session *session);
+
+typedef enum {
+    GEMMA_LOGITS_NONE = 0,  /* only extend the cache */
+    GEMMA_LOGITS_LAST = 1,  /* logits of the last token: vocab floats */
+    GEMMA_LOGITS_ALL = 2    /* logits of every token: n * vocab floats, row-major */
+} gemma_logits_mode;
+
+/* Append n tokens at the current position, updating the KV cache.  Tokens
+ * beyond n_batch are processed in several batched steps.  Writes logits as
+ * requested into `logits` (caller-allocated).  Fails without changing the
+ * session if a token id is out of range or the context would overflow. */
+GEMMA_API gemma_status gemma_session_eval(gemma_session *session, const int32_t *tokens, size_t n,
+                                          gemma_logits_mode mode, float *logits, gemma_error *err);
+
+GEMMA_API int gemma_session_position(const gemma_session *session);  /* tokens in the cache */
+GEMMA_API int gemma_session_context_size(const gemma_session *session);
+GEMMA_API void gemma_session_reset(gemma_session *session);         /* empty the cache */
+GEMMA_API gemma_status gemma_session_set_threads(gemma_session *session, int n_threads, gemma_error *err);
+GEMMA_API int gemma_session_threads(const gemma_session *session);
+
+/* ------------------------------------------------------------------- cpu */
+
+/* The SIMD path picked at run time ("avx512", "avx2", "neon", "scalar").
+ * Setting the environment variable GEMMA_ISA to one of these before the first
+ * call forces a lower path (for testing). */
+GEMMA_API const char *gemma_cpu_isa(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GEMMA_H */

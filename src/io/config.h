@@ -1,0 +1,65 @@
+/* config.h - a model's hyper-parameters as data.
+ *
+ * config.json comes in several spellings (the Hub's rope_theta /
+ * rope_local_base_freq / rope_scaling / sliding_window_pattern, and
+ * transformers 5's rope_parameters / layer_types), top level or under
+ * text_config.  gm_config_parse turns all of them into this one struct,
+ * filling missing keys with the reference defaults and rejecting values we
+ * do not implement with an error naming the field. */
+#ifndef GM_CONFIG_H
+#define GM_CONFIG_H
+
+#include "core/json.h"
+#include "gemma.h"
+
+typedef enum { GM_ARCH_GEMMA3 = 1 } gm_arch;
+
+typedef struct {
+    int sliding;           /* 1 = sliding-window attention, 0 = global */
+    double rope_theta;
+    double rope_factor;    /* linear position scaling: positions are divided by this */
+} gm_layer_config;
+
+typedef struct {
+    int bits;              /* 0 = not quantized */
+    int group_size;
+} gm_quant_spec;
+
+#define GM_MAX_EOS 8
+
+typedef struct {
+    gm_arch arch;
+    char model_type[32];
+    int vocab_size, hidden_size, intermediate_size;
+    int n_layers, n_heads, n_kv_heads, head_dim;
+    double rms_norm_eps;
+    double query_pre_attn_scalar;
+    int sliding_window;
+    int max_position_embeddings;
+    double attn_softcap, final_softcap;  /* 0 = none */
+    int tie_word_embeddings;
+    gm_layer_config *layers;             /* n_layers entries */
+    int bos_token_id;
+    int eos_token_ids[GM_MAX_EOS];
+    int n_eos;
+
+    /* MLX quantization: the global entry, and the object holding per-module
+     * overrides (a pointer into `doc`, which the config owns). */
+    int has_quantization;
+    gm_quant_spec quant_default;
+    const gm_json *quant_section;
+    gm_json_doc *doc;
+    char path[512];                      /* config.json path, for messages */
+} gm_config;
+
+/* Parse config.json text.  `path` is used in messages only. */
+gemma_status gm_config_parse(gm_config *cfg, const char *path, const char *text, size_t len, gemma_error *err);
+void gm_config_free(gm_config *cfg);
+
+/* The quantization that config.json declares for a module ("model.layers.0.mlp.down_proj"):
+ * the per-module override if present, else the global default; bits = 0 if the
+ * module is declared unquantized. Returns 0 if the config says nothing (no
+ * quantization section). */
+int gm_config_module_quant(const gm_config *cfg, const char *module, gm_quant_spec *out);
+
+#endif

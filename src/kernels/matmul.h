@@ -1,0 +1,48 @@
+/* matmul.h - y = x · Wᵀ over weights in any stored format, split across the pool.
+ *
+ * A gm_weight is a view of a [rows, cols] matrix as it lies in the mmapped
+ * checkpoint: f32, f16, bf16, or MLX affine-quantized (packed bitstream +
+ * per-group scales and biases).  Nothing is converted ahead of time. */
+#ifndef GM_MATMUL_H
+#define GM_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/threadpool.h"
+#include "kernels/kernels.h"
+
+typedef enum { GM_W_F32 = 0, GM_W_F16, GM_W_BF16, GM_W_MLX } gm_wkind;
+
+typedef struct {
+    gm_wkind kind;
+    int rows, cols;
+    const uint8_t *data;
+    size_t row_bytes;
+    /* MLX affine */
+    int bits, group_size;
+    const uint8_t *scales, *biases;
+    gm_dtype qdtype;          /* dtype of scales and biases */
+} gm_weight;
+
+/* Per-thread scratch the kernels need: sized by gm_matmul_scratch_floats. */
+typedef struct {
+    float **per_thread;       /* n_threads buffers */
+    int n_threads;
+    float *xsum;              /* [max_tokens * max_cols / 32] group sums of the input */
+} gm_matmul_scratch;
+
+size_t gm_matmul_scratch_floats(int max_cols);      /* per thread */
+size_t gm_matmul_xsum_floats(int max_tokens, int max_cols);
+
+/* y[t*rows + o] = sum_k W[o,k] x[t*cols + k]  for t < n_tokens. */
+void gm_matmul(gm_pool *pool, const gm_kernels *k, const gm_weight *w, const float *x, int n_tokens, float *y,
+               gm_matmul_scratch *scratch);
+
+/* Row `row` of W as f32 (the embedding lookup; never the whole table). */
+void gm_weight_row(const gm_kernels *k, const gm_weight *w, int row, float *out, float *tmp_groups);
+
+size_t gm_weight_bytes(const gm_weight *w);
+
+#endif

@@ -1,0 +1,281 @@
+/* gemma3.c - the Gemma 3 text decoder (Gemma 3 270M-27B, MedGemma's language half).
+ *
+ * One forward pass, top to bottom, as in the reference (transformers'
+ * Gemma3TextModel, JAX gemma): embeddings scaled by bf16(sqrt(d)); per layer
+ * (1+w) RMSNorm -> attention with q/k norms, split-half RoPE (local base on
+ * sliding layers, global base with linear scaling on global layers), GQA and
+ * a sliding window that includes the current token -> post-norm -> residual;
+ * then (1+w) RMSNorm -> GeGLU(tanh) MLP -> post-norm -> residual; final norm;
+ * tied or separate LM head; optional soft-caps.  All arithmetic in f32.
+ *
+ * Spec: shared/docs/spec-gemma3-medgemma.md, section 2. */
+#include "core/error.h"
+#include "io/weights.h"
+#include "runtime/session.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ================================================================ loading */
+
+static gemma_status bind_layer(gemma_model *m, const char *prefix, int l, gm_layer *L, float **vec,
+                               gemma_error *err) {
+    const gm_config *c = m->cfg;
+    const gm_modeldir *md = &m->md;
+    int D = c->hidden_size, Dh = c->head_dim, F = c->intermediate_size;
+    int qdim = c->n_heads * Dh, kvdim = c->n_kv_heads * Dh;
+    char base[256], name[320];
+    snprintf(base, sizeof base, "%slayers.%d.", prefix, l);
+    gemma_status st;
+
+    struct { gm_weight *w; const char *sub; int rows, cols; } mats[] = {
+        {&L->q, "self_attn.q_proj", qdim, D},   {&L->k, "self_attn.k_proj", kvdim, D},
+        {&L->v, "self_attn.v_proj", kvdim, D},  {&L->o, "self_attn.o_proj", D, qdim},
+        {&L->gate, "mlp.gate_proj", F, D},      {&L->up, "mlp.up_proj", F, D},
+        {&L->down, "mlp.down_proj", D, F},
+    };
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+        snprintf(name, sizeof name, "%s%s", base, mats[i].sub);
+        if ((st = gm_bind_matrix(md, name, mats[i].rows, mats[i].cols, mats[i].w, err))) return st;
+        m->weight_bytes += gm_weight_bytes(mats[i].w);
+    }
+
+    struct { float **dst; const char *sub; int n; } norms[] = {
+        {&L->input_norm, "input_layernorm.weight", D},
+        {&L->post_attn_norm, "post_attention_layernorm.weight", D},
+        {&L->pre_ff_norm, "pre_feedforward_layernorm.weight", D},
+        {&L->post_ff_norm, "post_feedforward_layernorm.weight", D},
+        {&L->q_norm, "self_attn.q_norm.weight", Dh},
+        {&L->k_norm, "self_attn.k_norm.weight", Dh},
+    };
+    for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
+        snprintf(name, sizeof name, "%s%s", base, norms[i].sub);
+        *norms[i].dst = *vec;
+        if ((st = gm_bind_vector(md, name, norms[i].n, 1.0f, *vec, err))) return st;
+        *vec += norms[i].n;
+    }
+
+    /* RoPE inverse frequencies exactly as the reference builds them in f32:
+     * 1 / base^(2i/d), then divided by the linear factor on scaled layers. */
+    const gm_layer_config *lc = &c->layers[l];
+    L->sliding = lc->sliding;
+    L->rope_inv_freq = *vec;
+    for (int i = 0; i < Dh / 2; i++) {
+        float expo = (float)(2 * i) / (float)Dh;
+        float inv = 1.0f / powf((float)lc->rope_theta, expo);
+        L->rope_inv_freq[i] = inv / (float)lc->rope_factor;
+    }
+    *vec += Dh / 2;
+    return GEMMA_OK;
+}
+
+gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err) {
+    const gm_config *c = m->cfg;
+    const gm_modeldir *md = &m->md;
+    const char *prefix;
+    gemma_status st = gm_find_text_prefix(md, &prefix, err);
+    if (st) return st;
+    int D = c->hidden_size, Dh = c->head_dim;
+
+    char name[256];
+    snprintf(name, sizeof name, "%sembed_tokens", prefix);
+    if ((st = gm_bind_matrix(md, name, c->vocab_size, D, &m->embed, err))) return st;
+    m->weight_bytes += gm_weight_bytes(&m->embed);
+
+    /* A separate head wins when present (MLX VLM conversions store one). */
+    static const char *const heads[] = {"lm_head", "language_model.lm_head", "model.lm_head"};
+    const char *head = NULL;
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0] && !head; i++)
+        if (gm_has_module(md, heads[i])) head = heads[i];
+    if (head) {
+        if ((st = gm_bind_matrix(md, head, c->vocab_size, D, &m->lm_head, err))) return st;
+        m->weight_bytes += gm_weight_bytes(&m->lm_head);
+    } else if (!c->tie_word_embeddings) {
+        return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tie_word_embeddings is false but there is no lm_head.weight",
+                       md->dir);
+    } else {
+        m->lm_head = m->embed;
+    }
+
+    size_t per_layer = 4 * (size_t)D + 2 * (size_t)Dh + (size_t)Dh / 2;
+    m->vectors = calloc(per_layer * (size_t)c->n_layers + (size_t)D, sizeof(float));
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->vectors || !m->layers) return gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory", md->dir);
+    float *vec = m->vectors;
+    for (int l = 0; l < c->n_layers; l++)
+        if ((st = bind_layer(m, prefix, l, &m->layers[l], &vec, err))) return st;
+    snprintf(name, sizeof name, "%snorm.weight", prefix);
+    m->final_norm = vec;
+    if ((st = gm_bind_vector(md, name, D, 1.0f, vec, err))) return st;
+
+    m->embed_scale = gm_bf16_round(sqrtf((float)D));
+    int widest = D > c->intermediate_size ? D : c->intermediate_size;
+    if (c->n_heads * Dh > widest) widest = c->n_heads * Dh;
+    m->max_cols = widest;
+    return GEMMA_OK;
+}
+
+/* ============================================================ primitives */
+
+/* y = x / rms(x) * w   (w already holds 1 + weight) */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float r = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) y[i] = (x[i] * r) * w[i];
+}
+
+/* Split-half (NeoX) rotation of one head at position pos. */
+static void rope(float *x, int dim, const float *inv_freq, int pos) {
+    int half = dim / 2;
+    for (int i = 0; i < half; i++) {
+        float theta = inv_freq[i] * (float)pos;      /* f32 product, as the reference */
+        float c = (float)cos((double)theta), s = (float)sin((double)theta);
+        float a = x[i], b = x[i + half];
+        x[i] = a * c - b * s;
+        x[i + half] = b * c + a * s;
+    }
+}
+
+static float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static void softcap(float *x, int n, float cap) {
+    for (int i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
+}
+
+/* ============================================================= attention */
+
+typedef struct {
+    gemma_session *s;
+    int layer, n, pos0;
+} attention_task;
+
+/* Key/value of absolute position j: this step's buffers for j >= pos0, else the cache. */
+static inline const float *key_at(const attention_task *t, int j, int kv_dim) {
+    return j >= t->pos0 ? t->s->kn + (size_t)(j - t->pos0) * kv_dim : gm_kv_key(&t->s->kv, t->layer, j);
+}
+static inline const float *value_at(const attention_task *t, int j, int kv_dim) {
+    return j >= t->pos0 ? t->s->vn + (size_t)(j - t->pos0) * kv_dim : gm_kv_value(&t->s->kv, t->layer, j);
+}
+
+static void attention_rows(void *arg, int thread, int n_threads) {
+    const attention_task *t = arg;
+    gemma_session *s = t->s;
+    const gm_config *c = s->model->cfg;
+    const gm_kernels *k = s->k;
+    int H = c->n_heads, Dh = c->head_dim, kv_dim = c->n_kv_heads * Dh, group = H / c->n_kv_heads;
+    int sliding = s->model->layers[t->layer].sliding;
+    float scale = (float)(1.0 / sqrt(c->query_pre_attn_scalar));
+    float cap = (float)c->attn_softcap;
+    float *p = s->scores + (size_t)thread * (size_t)s->n_ctx;
+    int begin, end;
+    gm_split_range(t->n * H, 1, thread, n_threads, &begin, &end);
+
+    for (int item = begin; item < end; item++) {
+        int i = item / H, h = item % H, kvh = h / group;
+        int qpos = t->pos0 + i;
+        int lo = sliding ? qpos - c->sliding_window + 1 : 0;
+        if (lo < 0) lo = 0;
+        const float *q = s->q + (size_t)i * H * Dh + (size_t)h * Dh;
+        float mx = -INFINITY;
+        for (int j = lo; j <= qpos; j++) {
+            float v = k->dot_f32(q, key_at(t, j, kv_dim) + (size_t)kvh * Dh, Dh) * scale;
+            if (cap > 0) v = cap * tanhf(v / cap);
+            p[j - lo] = v;
+            if (v > mx) mx = v;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j <= qpos - lo; j++) {
+            p[j] = expf(p[j] - mx);
+            sum += p[j];
+        }
+        float *out = s->att + (size_t)i * H * Dh + (size_t)h * Dh;
+        memset(out, 0, (size_t)Dh * sizeof(float));
+        float inv = 1.0f / sum;
+        for (int j = lo; j <= qpos; j++) k->axpy(p[j - lo] * inv, value_at(t, j, kv_dim) + (size_t)kvh * Dh, out, Dh);
+    }
+}
+
+/* Append this step's keys/values to the cache (after attention used them). */
+static void commit_kv(gemma_session *s, int layer, int pos0, int n) {
+    const gm_kv_layer *L = &s->kv.layers[layer];
+    int kv_dim = s->kv.kv_dim;
+    int first = pos0 + n - L->cap > pos0 ? pos0 + n - L->cap : pos0;
+    for (int j = first; j < pos0 + n; j++) {
+        memcpy(gm_kv_key(&s->kv, layer, j), s->kn + (size_t)(j - pos0) * kv_dim, (size_t)kv_dim * sizeof(float));
+        memcpy(gm_kv_value(&s->kv, layer, j), s->vn + (size_t)(j - pos0) * kv_dim, (size_t)kv_dim * sizeof(float));
+    }
+}
+
+/* ========================================================== forward pass */
+
+void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_logits_mode mode, float *logits) {
+    const gemma_model *m = s->model;
+    const gm_config *c = m->cfg;
+    const gm_kernels *k = s->k;
+    int D = c->hidden_size, H = c->n_heads, KV = c->n_kv_heads, Dh = c->head_dim, F = c->intermediate_size;
+    int qdim = H * Dh, kv_dim = KV * Dh, pos0 = s->pos;
+    float eps = (float)c->rms_norm_eps;
+
+    /* embeddings: one row each, dequantized on the fly, times bf16(sqrt(D)) */
+    for (int i = 0; i < n; i++) {
+        float *x = s->x + (size_t)i * D;
+        gm_weight_row(k, &m->embed, tokens[i], x, s->mm.per_thread[0] + D);
+        for (int d = 0; d < D; d++) x[d] *= m->embed_scale;
+    }
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const gm_layer *L = &m->layers[l];
+
+        /* ---- attention block */
+        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)i * D, L->input_norm, D, eps);
+        gm_matmul(s->pool, k, &L->q, s->xb, n, s->q, &s->mm);
+        gm_matmul(s->pool, k, &L->k, s->xb, n, s->kn, &s->mm);
+        gm_matmul(s->pool, k, &L->v, s->xb, n, s->vn, &s->mm);
+        for (int i = 0; i < n; i++) {
+            for (int h = 0; h < H; h++) {
+                float *q = s->q + (size_t)i * qdim + (size_t)h * Dh;
+                rmsnorm(q, q, L->q_norm, Dh, eps);
+                rope(q, Dh, L->rope_inv_freq, pos0 + i);
+            }
+            for (int h = 0; h < KV; h++) {
+                float *kk = s->kn + (size_t)i * kv_dim + (size_t)h * Dh;
+                rmsnorm(kk, kk, L->k_norm, Dh, eps);
+                rope(kk, Dh, L->rope_inv_freq, pos0 + i);
+            }
+        }
+        attention_task at = {s, l, n, pos0};
+        gm_pool_run(s->pool, attention_rows, &at);
+        commit_kv(s, l, pos0, n);
+        gm_matmul(s->pool, k, &L->o, s->att, n, s->xb, &s->mm);
+        for (int i = 0; i < n; i++) {
+            float *x = s->x + (size_t)i * D, *o = s->xb + (size_t)i * D;
+            rmsnorm(o, o, L->post_attn_norm, D, eps);
+            for (int d = 0; d < D; d++) x[d] += o[d];
+        }
+
+        /* ---- MLP block */
+        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)i * D, L->pre_ff_norm, D, eps);
+        gm_matmul(s->pool, k, &L->gate, s->xb, n, s->gate, &s->mm);
+        gm_matmul(s->pool, k, &L->up, s->xb, n, s->up, &s->mm);
+        for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = gelu_tanh(s->gate[e]) * s->up[e];
+        gm_matmul(s->pool, k, &L->down, s->gate, n, s->xb, &s->mm);
+        for (int i = 0; i < n; i++) {
+            float *x = s->x + (size_t)i * D, *o = s->xb + (size_t)i * D;
+            rmsnorm(o, o, L->post_ff_norm, D, eps);
+            for (int d = 0; d < D; d++) x[d] += o[d];
+        }
+    }
+    s->pos += n;
+
+    if (mode == GEMMA_LOGITS_NONE) return;
+    int first = mode == GEMMA_LOGITS_ALL ? 0 : n - 1, count = n - first;
+    for (int i = first; i < n; i++) rmsnorm(s->xb + (size_t)(i - first) * D, s->x + (size_t)i * D, m->final_norm, D, eps);
+    gm_matmul(s->pool, k, &m->lm_head, s->xb, count, logits, &s->mm);
+    if (c->final_softcap > 0) softcap(logits, count * c->vocab_size, (float)c->final_softcap);
+}

@@ -1,0 +1,78 @@
+/* model.c - gemma_model_load and the model accessors of the public API.
+ * Opens the directory, parses the config, and hands binding to the
+ * architecture's file (only Gemma 3 so far). */
+#include "models/model.h"
+#include "core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *kind_name(const gm_weight *w) {
+    static char buf[4][32];
+    static int next;
+    switch (w->kind) {
+    case GM_W_F32: return "f32";
+    case GM_W_F16: return "f16";
+    case GM_W_BF16: return "bf16";
+    case GM_W_MLX: {
+        char *b = buf[next++ & 3];
+        snprintf(b, 32, "mlx%d-g%d", w->bits, w->group_size);
+        return b;
+    }
+    }
+    return "?";
+}
+
+static void describe(gemma_model *m) {
+    const gm_config *c = m->cfg;
+    int global = 0;
+    for (int l = 0; l < c->n_layers; l++) global += !c->layers[l].sliding;
+    snprintf(m->description, sizeof m->description,
+             "%s: %d layers (%d global), hidden %d, heads %d/%d x %d, ffn %d, vocab %d, window %d; "
+             "embed %s, attn %s, mlp %s; %s head; %.1f MB of weights",
+             c->model_type, c->n_layers, global, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim,
+             c->intermediate_size, c->vocab_size, c->sliding_window, kind_name(&m->embed),
+             kind_name(&m->layers[0].q), kind_name(&m->layers[0].down),
+             m->lm_head.data == m->embed.data ? "tied" : "separate", (double)m->weight_bytes / 1e6);
+}
+
+gemma_status gemma_model_load(const char *path, const gemma_model_options *opts, gemma_model **out,
+                              gemma_error *err) {
+    gm_ok(err);
+    if (!out) return gm_fail(err, GEMMA_ERR_ARG, "gemma_model_load: out is NULL");
+    *out = NULL;
+    gemma_model *m = calloc(1, sizeof *m);
+    if (!m) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+    if (opts && opts->allocator) m->allocator = *opts->allocator;
+    gemma_status st = gm_modeldir_open(&m->md, path, err);
+    if (st) {
+        free(m);
+        return st;
+    }
+    m->cfg = &m->md.cfg;
+    st = gm_gemma3_bind(m, err);
+    if (st) {
+        gemma_model_free(m);
+        return st;
+    }
+    describe(m);
+    *out = m;
+    return GEMMA_OK;
+}
+
+void gemma_model_free(gemma_model *m) {
+    if (!m) return;
+    gm_modeldir_close(&m->md);
+    free(m->layers);
+    free(m->vectors);
+    free(m);
+}
+
+int gemma_model_vocab_size(const gemma_model *m) { return m ? m->cfg->vocab_size : 0; }
+int gemma_model_n_layers(const gemma_model *m) { return m ? m->cfg->n_layers : 0; }
+int gemma_model_hidden_size(const gemma_model *m) { return m ? m->cfg->hidden_size : 0; }
+int gemma_model_max_context(const gemma_model *m) { return m ? m->cfg->max_position_embeddings : 0; }
+const char *gemma_model_arch(const gemma_model *m) { return m ? m->cfg->model_type : ""; }
+const char *gemma_model_describe(const gemma_model *m) { return m ? m->description : ""; }
+uint64_t gemma_model_weight_bytes(const gemma_model *m) { return m ? m->weight_bytes : 0; }

@@ -1,0 +1,36 @@
+/* model.h - the loaded model, shared by the architecture files and the session.
+ * Matrices are gm_weight views into the mmapped checkpoint; only the small
+ * norm vectors are widened to f32 (with Gemma's 1+w folded in). */
+#ifndef GM_MODEL_H
+#define GM_MODEL_H
+
+#include "gemma.h"
+#include "io/modeldir.h"
+#include "kernels/matmul.h"
+
+typedef struct {
+    gm_weight q, k, v, o;
+    gm_weight gate, up, down;
+    float *input_norm, *post_attn_norm, *pre_ff_norm, *post_ff_norm;   /* [hidden], 1 + w */
+    float *q_norm, *k_norm;                                            /* [head_dim], 1 + w */
+    float *rope_inv_freq;                                              /* [head_dim / 2] */
+    int sliding;
+} gm_layer;
+
+struct gemma_model {
+    gm_modeldir md;
+    const gm_config *cfg;          /* = &md.cfg */
+    gm_weight embed, lm_head;      /* lm_head is a copy of embed's view when tied */
+    gm_layer *layers;
+    float *final_norm;
+    float embed_scale;             /* bf16(sqrt(hidden)), as the reference rounds it */
+    float *vectors;                /* one allocation for all norm and rope vectors */
+    uint64_t weight_bytes;
+    int max_cols;                  /* widest matrix row, for scratch sizing */
+    char description[512];
+    gemma_allocator allocator;
+};
+
+gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err);
+
+#endif

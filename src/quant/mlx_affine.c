@@ -1,0 +1,56 @@
+/* mlx_affine.c - see mlx_affine.h.  Mirrors mlx/ops.cpp affine_quantize. */
+#include "quant/mlx_affine.h"
+
+#include <math.h>
+#include <string.h>
+
+size_t gm_mlx_packed_row_bytes(int n, int bits) { return ((size_t)n * (size_t)bits + 31) / 32 * 4; }
+
+unsigned gm_mlx_level(const uint8_t *packed, int bits, int k) {
+    unsigned bit = (unsigned)k * (unsigned)bits, byte = bit >> 3, shift = bit & 7u;
+    unsigned v = packed[byte];
+    if (shift + (unsigned)bits > 8) v |= (unsigned)packed[byte + 1] << 8;
+    return (v >> shift) & ((1u << bits) - 1u);
+}
+
+static void put_level(uint8_t *packed, int bits, int k, unsigned q) {
+    unsigned bit = (unsigned)k * (unsigned)bits, byte = bit >> 3, shift = bit & 7u;
+    unsigned v = q << shift;
+    packed[byte] |= (uint8_t)(v & 0xffu);
+    if (shift + (unsigned)bits > 8) packed[byte + 1] |= (uint8_t)(v >> 8);
+}
+
+void gm_mlx_quantize_row(const float *w, int n, int bits, int group_size, uint8_t *packed, float *scales,
+                         float *biases) {
+    memset(packed, 0, gm_mlx_packed_row_bytes(n, bits));
+    float n_bins = (float)((1 << bits) - 1);
+    for (int g = 0; g * group_size < n; g++) {
+        const float *x = w + (size_t)g * group_size;
+        float mn = x[0], mx = x[0];
+        for (int i = 1; i < group_size; i++) {
+            if (x[i] < mn) mn = x[i];
+            if (x[i] > mx) mx = x[i];
+        }
+        float scale = fmaxf((mx - mn) / n_bins, 1e-7f);
+        float edge;
+        if (fabsf(mn) > fabsf(mx)) {
+            edge = mn;
+        } else {
+            edge = mx;
+            scale = -scale;
+        }
+        float q0 = rintf(edge / scale);
+        float bias = 0.0f;
+        if (q0 != 0.0f) {
+            scale = edge / q0;
+            bias = edge;
+        }
+        for (int i = 0; i < group_size; i++) {
+            float q = rintf((x[i] - bias) / scale);
+            q = q < 0 ? 0 : q > n_bins ? n_bins : q;
+            put_level(packed, bits, g * group_size + i, (unsigned)q);
+        }
+        scales[g] = scale;
+        biases[g] = bias;
+    }
+}

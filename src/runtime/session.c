@@ -1,0 +1,156 @@
+/* session.c - sessions of the public API: creation (all memory up front),
+ * evaluation in batched steps, reset and thread control. */
+#include "runtime/session.h"
+#include "core/alloc.h"
+#include "core/cpu.h"
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CTX 4096
+#define DEFAULT_BATCH 512
+#define MAX_THREADS 256
+
+gemma_session_options gemma_session_default_options(void) {
+    gemma_session_options o = {0};
+    return o;
+}
+
+static gemma_status make_pool(gemma_session *s, int n_threads, gemma_error *err) {
+    gm_pool *pool = gm_pool_create(n_threads);
+    if (!pool) return gm_fail(err, GEMMA_ERR_NOMEM, "cannot start %d threads", n_threads);
+    gm_pool_free(s->pool);
+    s->pool = pool;
+    s->n_threads = n_threads;
+    return GEMMA_OK;
+}
+
+static gemma_status alloc_buffers(gemma_session *s, int max_threads, gemma_error *err) {
+    const gm_config *c = s->model->cfg;
+    const gemma_allocator *a = &s->allocator;
+    size_t nb = (size_t)s->n_batch;
+    size_t D = (size_t)c->hidden_size, qdim = (size_t)c->n_heads * c->head_dim;
+    size_t kvdim = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->intermediate_size;
+    size_t per_thread = gm_matmul_scratch_floats(s->model->max_cols);
+    struct { float **p; size_t n; } bufs[] = {
+        {&s->x, nb * D},       {&s->xb, nb * D},      {&s->q, nb * qdim},
+        {&s->kn, nb * kvdim},  {&s->vn, nb * kvdim},  {&s->att, nb * qdim},
+        {&s->gate, nb * F},    {&s->up, nb * F},
+        {&s->scores, (size_t)max_threads * (size_t)s->n_ctx},
+        {&s->mm_buffers, (size_t)max_threads * per_thread},
+        {&s->mm.xsum, gm_matmul_xsum_floats(s->n_batch, s->model->max_cols)},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        size_t bytes;
+        if (!gm_mul_size(bufs[i].n, sizeof(float), &bytes) || !(*bufs[i].p = gm_alloc(a, bytes)))
+            return gm_fail(err, GEMMA_ERR_NOMEM, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx,
+                           s->n_batch);
+    }
+    s->mm.per_thread = calloc((size_t)max_threads, sizeof(float *));
+    if (!s->mm.per_thread) return gm_fail(err, GEMMA_ERR_NOMEM, "session: out of memory");
+    for (int t = 0; t < max_threads; t++) s->mm.per_thread[t] = s->mm_buffers + (size_t)t * per_thread;
+    s->mm.n_threads = max_threads;
+    return GEMMA_OK;
+}
+
+gemma_status gemma_session_create(gemma_model *model, const gemma_session_options *opts, gemma_session **out,
+                                  gemma_error *err) {
+    gm_ok(err);
+    if (!out) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_create: out is NULL");
+    *out = NULL;
+    if (!model) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_create: model is NULL");
+    gemma_session_options o = opts ? *opts : gemma_session_default_options();
+    const gm_config *c = model->cfg;
+    if (o.n_ctx < 0 || o.n_batch < 0 || o.n_threads < 0 || o.n_threads > MAX_THREADS)
+        return gm_fail(err, GEMMA_ERR_ARG, "session options out of range (n_ctx %d, n_batch %d, n_threads %d)",
+                       o.n_ctx, o.n_batch, o.n_threads);
+    if (o.n_ctx == 0) o.n_ctx = c->max_position_embeddings < DEFAULT_CTX ? c->max_position_embeddings : DEFAULT_CTX;
+    if (o.n_ctx > c->max_position_embeddings)
+        return gm_fail(err, GEMMA_ERR_ARG, "n_ctx %d exceeds the model's max_position_embeddings %d", o.n_ctx,
+                       c->max_position_embeddings);
+    if (o.n_batch == 0) o.n_batch = DEFAULT_BATCH;
+    if (o.n_batch > o.n_ctx) o.n_batch = o.n_ctx;
+    if (o.n_threads == 0) o.n_threads = gm_cpu_count();
+
+    gemma_session *s = calloc(1, sizeof *s);
+    if (!s) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+    s->model = model;
+    s->k = gm_kernels_get();
+    s->n_ctx = o.n_ctx;
+    s->n_batch = o.n_batch;
+    if (o.allocator) s->allocator = *o.allocator;
+    else s->allocator = model->allocator;
+
+    int *window_of = calloc((size_t)c->n_layers, sizeof(int));
+    gemma_status st = window_of ? GEMMA_OK : gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+    for (int l = 0; !st && l < c->n_layers; l++) window_of[l] = c->layers[l].sliding ? c->sliding_window : 0;
+    if (!st) st = gm_kvcache_init(&s->kv, c->n_layers, window_of, c->n_kv_heads * c->head_dim, s->n_ctx,
+                                  &s->allocator, err);
+    free(window_of);
+    if (!st) st = alloc_buffers(s, MAX_THREADS < o.n_threads * 2 ? MAX_THREADS : o.n_threads * 2, err);
+    if (!st) st = make_pool(s, o.n_threads, err);
+    if (st) {
+        gemma_session_free(s);
+        return st;
+    }
+    *out = s;
+    return GEMMA_OK;
+}
+
+void gemma_session_free(gemma_session *s) {
+    if (!s) return;
+    gm_pool_free(s->pool);
+    gm_kvcache_free(&s->kv);
+    const gemma_allocator *a = &s->allocator;
+    float *bufs[] = {s->x, s->xb, s->q, s->kn, s->vn, s->att, s->gate, s->up, s->scores, s->mm_buffers, s->mm.xsum};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gm_free(a, bufs[i]);
+    free(s->mm.per_thread);
+    free(s);
+}
+
+gemma_status gemma_session_eval(gemma_session *s, const int32_t *tokens, size_t n, gemma_logits_mode mode,
+                                float *logits, gemma_error *err) {
+    gm_ok(err);
+    if (!s) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: session is NULL");
+    if (n == 0) return GEMMA_OK;
+    if (!tokens) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: tokens is NULL");
+    if (mode != GEMMA_LOGITS_NONE && !logits) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: logits is NULL");
+    if (mode != GEMMA_LOGITS_NONE && mode != GEMMA_LOGITS_LAST && mode != GEMMA_LOGITS_ALL)
+        return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: unknown logits mode %d", (int)mode);
+    int vocab = s->model->cfg->vocab_size;
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return gm_fail(err, GEMMA_ERR_ARG, "token %zu has id %d, outside the vocabulary [0, %d)", i,
+                           (int)tokens[i], vocab);
+    if (n > (size_t)(s->n_ctx - s->pos))
+        return gm_fail(err, GEMMA_ERR_CONTEXT_FULL, "%zu more tokens do not fit: %d of %d context positions used", n,
+                       s->pos, s->n_ctx);
+    for (size_t done = 0; done < n;) {
+        int step = (n - done) < (size_t)s->n_batch ? (int)(n - done) : s->n_batch;
+        int last_step = done + (size_t)step == n;
+        gemma_logits_mode m = mode == GEMMA_LOGITS_ALL ? mode : (last_step ? mode : GEMMA_LOGITS_NONE);
+        float *out = mode == GEMMA_LOGITS_ALL ? logits + done * (size_t)vocab : logits;
+        gm_gemma3_forward(s, tokens + done, step, m, out);
+        done += (size_t)step;
+    }
+    return GEMMA_OK;
+}
+
+int gemma_session_position(const gemma_session *s) { return s ? s->pos : 0; }
+int gemma_session_context_size(const gemma_session *s) { return s ? s->n_ctx : 0; }
+void gemma_session_reset(gemma_session *s) {
+    if (s) s->pos = 0;
+}
+int gemma_session_threads(const gemma_session *s) { return s ? s->n_threads : 0; }
+
+gemma_status gemma_session_set_threads(gemma_session *s, int n_threads, gemma_error *err) {
+    gm_ok(err);
+    if (!s) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_set_threads: session is NULL");
+    if (n_threads == 0) n_threads = gm_cpu_count();
+    if (n_threads < 1 || n_threads > s->mm.n_threads)
+        return gm_fail(err, GEMMA_ERR_ARG, "n_threads %d out of range [1, %d] for this session", n_threads,
+                       s->mm.n_threads);
+    if (n_threads == s->n_threads) return GEMMA_OK;
+    return make_pool(s, n_threads, err);
+}

@@ -1,0 +1,36 @@
+/* session.h - one conversation's state: KV cache, activations, threads.
+ * Everything a forward step touches is allocated here, once, at creation;
+ * decoding a token allocates nothing. */
+#ifndef GM_SESSION_H
+#define GM_SESSION_H
+
+#include "core/threadpool.h"
+#include "kernels/matmul.h"
+#include "models/model.h"
+#include "runtime/kvcache.h"
+
+struct gemma_session {
+    gemma_model *model;
+    const gm_kernels *k;
+    gm_pool *pool;
+    int n_threads;
+    gm_kvcache kv;
+    int n_ctx, n_batch, pos;
+
+    /* activations for up to n_batch tokens */
+    float *x;        /* [n_batch, hidden] residual stream */
+    float *xb;       /* [n_batch, hidden] normed input / sublayer output */
+    float *q;        /* [n_batch, n_heads * head_dim] */
+    float *kn, *vn;  /* [n_batch, kv_dim] this step's keys and values */
+    float *att;      /* [n_batch, n_heads * head_dim] */
+    float *gate, *up;/* [n_batch, intermediate] */
+    float *scores;   /* [n_threads, n_ctx] attention weights */
+    gm_matmul_scratch mm;
+    float *mm_buffers;
+    gemma_allocator allocator;
+};
+
+/* One batched step of at most n_batch tokens at positions pos.. (no checks). */
+void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_logits_mode mode, float *logits);
+
+#endif

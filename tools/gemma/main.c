@@ -1,0 +1,39 @@
+/* main.c - the `gemma` command: dispatches to one file per subcommand. */
+#include "args.h"
+#include "gemma.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    cli_command_fn fn;
+    const char *help;
+} commands[] = {
+    {"logits", cmd_logits, "write the logits of every position for given token ids (parity interface)"},
+    {"info", cmd_info, "describe a model directory"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: gemma <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'gemma <command> --help' for a command's options.  gemma.c %s, kernels: %s\n", gemma_version(),
+            gemma_cpu_isa());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("gemma.c %s\n", gemma_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "gemma: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}
