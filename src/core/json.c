@@ -140,7 +140,8 @@ static bool grow_array(parser *p, void **buf, size_t *cap, size_t need, size_t e
     return true;
 }
 
-static bool push_pending(parser *p, const gm_json *value) {
+/* Inline: runs once per value, and only the rare growth leaves the hot path. */
+static inline bool push_pending(parser *p, const gm_json *value) {
     if (p->pending_len == p->pending_cap &&
         !grow_array(p, (void **)&p->pending, &p->pending_cap, p->pending_len + 1,
                     sizeof *p->pending))
@@ -264,10 +265,13 @@ static char *encode_utf8(char *out, uint32_t cp) {
     return out;
 }
 
-/* Decodes the escape at p->cur (the backslash) into *out. */
-static bool decode_escape(parser *p, char **out) {
-    const unsigned char *bs = p->cur;
-    if (p->end - bs < 2) return fail_at(p, p->end, "unexpected end of input in string escape");
+/* Decodes the escape whose backslash is at bs into *out.  Returns the input
+ * position after it, or NULL on error. */
+static const unsigned char *decode_escape(parser *p, const unsigned char *bs, char **out) {
+    if (p->end - bs < 2) {
+        fail_at(p, p->end, "unexpected end of input in string escape");
+        return NULL;
+    }
     char *o = *out;
     switch (bs[1]) {
     case '"': *o++ = '"'; break;
@@ -280,32 +284,32 @@ static bool decode_escape(parser *p, char **out) {
     case 't': *o++ = '\t'; break;
     case 'u': {
         uint32_t cp;
-        if (!read_hex4(p, bs + 1, &cp)) return false;
-        if (cp >= 0xDC00 && cp <= 0xDFFF)
-            return fail_at(p, bs, "unpaired low surrogate in \\u escape");
+        if (!read_hex4(p, bs + 1, &cp)) return NULL;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            fail_at(p, bs, "unpaired low surrogate in \\u escape");
+            return NULL;
+        }
+        const unsigned char *next = bs + 6;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
             /* UTF-16 pair: only a directly following \uDC00-\uDFFF completes it. */
-            const unsigned char *second = bs + 6;
-            if (p->end - second < 2 || second[0] != '\\' || second[1] != 'u')
-                return fail_at(p, bs, "unpaired high surrogate in \\u escape");
             uint32_t low;
-            if (!read_hex4(p, second + 1, &low)) return false;
-            if (low < 0xDC00 || low > 0xDFFF)
-                return fail_at(p, bs, "unpaired high surrogate in \\u escape");
+            if (p->end - next < 2 || next[0] != '\\' || next[1] != 'u' ||
+                !read_hex4(p, next + 1, &low) || low < 0xDC00 || low > 0xDFFF) {
+                fail_at(p, bs, "unpaired high surrogate in \\u escape");
+                return NULL;
+            }
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-            p->cur = second + 6;
-        } else {
-            p->cur = bs + 6;
+            next += 6;
         }
         *out = encode_utf8(o, cp);
-        return true;
+        return next;
     }
     default:
-        return fail_at(p, bs + 1, "invalid escape in string");
+        fail_at(p, bs + 1, "invalid escape in string");
+        return NULL;
     }
-    p->cur = bs + 2;
     *out = o;
-    return true;
+    return bs + 2;
 }
 
 /* Length of the valid UTF-8 sequence starting at s (lead byte >= 0x80), or 0.
@@ -335,22 +339,22 @@ static size_t utf8_sequence_length(const unsigned char *s, const unsigned char *
     return n;
 }
 
-/* Decodes the string whose opening quote is at p->cur into the string buffer.
- * Leaves p->cur just past the closing quote. */
+/* Decodes the string whose opening quote is at p->cur into the string buffer
+ * and leaves p->cur just past the closing quote.  Works on locals: stores
+ * through `out` (a char pointer) could alias the parser, which would force
+ * the compiler to reload and store p->cur on every byte. */
 static bool parse_string(parser *p, const char **str, uint32_t *str_len) {
-    const unsigned char *end = p->end;
+    const unsigned char *s = p->cur + 1, *end = p->end;
     char *start = p->str_next;
     char *out = start;
-    p->cur++;
     for (;;) {
-        const unsigned char *s = p->cur;
         while (s < end && plain_string_byte[*s]) *out++ = (char)*s++;
-        p->cur = s;
         if (s == end) return fail_at(p, end, "unexpected end of input in string");
         unsigned char c = *s;
         if (c == '"') break;
         if (c == '\\') {
-            if (!decode_escape(p, &out)) return false;
+            s = decode_escape(p, s, &out);
+            if (!s) return false;
         } else if (c < 0x20) {
             return fail_at(p, s, "unescaped control character in string");
         } else {
@@ -358,10 +362,10 @@ static bool parse_string(parser *p, const char **str, uint32_t *str_len) {
             if (!n) return fail_at(p, s, "invalid UTF-8 in string");
             memcpy(out, s, n);
             out += n;
-            p->cur = s + n;
+            s += n;
         }
     }
-    p->cur++;
+    p->cur = s + 1;
     size_t len = (size_t)(out - start);
     if (len > UINT32_MAX) return fail_at(p, p->cur, "string longer than 4 GiB");
     *out++ = '\0';

@@ -209,12 +209,6 @@ gemma_status gm_tensors_add_file(gm_tensor_set *ts, const char *path, gemma_erro
         if ((st = parse_entry(path, e, data_size, &t, err))) goto done;
         uint64_t rel = (uint64_t)(uintptr_t)t.data;
         t.data = data_base + rel;
-        int esize = gm_dtype_size(t.dtype);
-        if (esize > 1 && t.nbytes && ((uintptr_t)t.data % (uintptr_t)(esize > 4 ? 4 : esize)) != 0) {
-            st = gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: tensor '%s': data is not aligned to its %d-byte elements",
-                         path, e->key, esize);
-            goto done;
-        }
         if (gm_tensors_find(ts, e->key)) {
             st = gm_fail(err, GEMMA_ERR_FORMAT, "%s: tensor '%s' appears twice", path, e->key);
             goto done;

@@ -3,9 +3,11 @@
  * Format: u64 little-endian header length, a JSON header mapping names to
  * {dtype, shape, data_offsets}, then raw little-endian data.  Every field is
  * validated before use (header within the file, offsets within the data,
- * size consistent with dtype and shape, no overlaps, natural alignment), so a
+ * size consistent with dtype and shape, no overlaps), so a
  * corrupt or hostile file is an error naming the file and tensor, never a
- * crash.  Tensor data are pointers into the map; nothing is copied. */
+ * crash.  Tensor data are pointers into the map; nothing is copied.  Data may
+ * sit at any byte offset (MLX writes unaligned files), so readers use
+ * unaligned loads. */
 #ifndef GM_SAFETENSORS_H
 #define GM_SAFETENSORS_H
 

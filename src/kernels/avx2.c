@@ -13,9 +13,26 @@ static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-static inline __m256 load_bf16x8(const uint16_t *p) {
-    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+static inline float load_u16_scalar_bf16(const uint8_t *p) {
+    uint16_t h;
+    __builtin_memcpy(&h, p, 2);
+    union { uint32_t u; float f; } c = {.u = (uint32_t)h << 16};
+    return c.f;
+}
+
+static inline float load_u16_scalar_f16(const uint8_t *p) {
+    uint16_t h;
+    __builtin_memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline __m256 load_bf16x8(const uint8_t *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+static inline __m256 load_f16x8(const uint8_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
 }
 
 /* ---------------------------------------------------------------- float dots */
@@ -35,34 +52,50 @@ static float avx2_dot_f32(const float *a, const float *b, int n) {
     return s;
 }
 
-static float avx2_dot_bf16(const uint16_t *w, const float *x, int n) {
+static float avx2_dot_wf32(const void *wv, const float *x, int n) {
+    const uint8_t *w = wv;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(load_bf16x8(w + i), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(load_bf16x8(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * i)), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * i + 32)), _mm256_loadu_ps(x + i + 8), s1);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_bf16x8(w + i), _mm256_loadu_ps(x + i), s0);
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * i)), _mm256_loadu_ps(x + i), s0);
     float s = hsum256(_mm256_add_ps(s0, s1));
     for (; i < n; i++) {
-        union { uint32_t u; float f; } c = {.u = (uint32_t)w[i] << 16};
-        s += c.f * x[i];
+        float f;
+        __builtin_memcpy(&f, w + 4 * i, 4);
+        s += f * x[i];
     }
     return s;
 }
 
-static float avx2_dot_f16(const uint16_t *w, const float *x, int n) {
+static float avx2_dot_bf16(const void *wv, const float *x, int n) {
+    const uint8_t *w = wv;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))),
-                             _mm256_loadu_ps(x + i + 8), s1);
+        s0 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i + 16), _mm256_loadu_ps(x + i + 8), s1);
     }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(x + i), s0);
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i), _mm256_loadu_ps(x + i), s0);
     float s = hsum256(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += _cvtsh_ss(w[i]) * x[i];
+    for (; i < n; i++) s += load_u16_scalar_bf16(w + 2 * i) * x[i];
+    return s;
+}
+
+static float avx2_dot_f16(const void *wv, const float *x, int n) {
+    const uint8_t *w = wv;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(load_f16x8(w + 2 * i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(load_f16x8(w + 2 * i + 16), _mm256_loadu_ps(x + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_f16x8(w + 2 * i), _mm256_loadu_ps(x + i), s0);
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += load_u16_scalar_f16(w + 2 * i) * x[i];
     return s;
 }
 
@@ -116,19 +149,18 @@ static void avx2_dequant_mlx(const uint8_t *packed, const float *scales, const f
 
 /* ------------------------------------------------------------ conversions */
 
-static void avx2_bf16_to_f32(const uint16_t *in, float *out, int n) {
+static void avx2_bf16_to_f32(const void *inv, float *out, int n) {
+    const uint8_t *in = inv;
     int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_bf16x8(in + i));
-    for (; i < n; i++) {
-        union { uint32_t u; float f; } c = {.u = (uint32_t)in[i] << 16};
-        out[i] = c.f;
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_bf16x8(in + 2 * i));
+    for (; i < n; i++) out[i] = load_u16_scalar_bf16(in + 2 * i);
 }
 
-static void avx2_f16_to_f32(const uint16_t *in, float *out, int n) {
+static void avx2_f16_to_f32(const void *inv, float *out, int n) {
+    const uint8_t *in = inv;
     int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(in + i))));
-    for (; i < n; i++) out[i] = _cvtsh_ss(in[i]);
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_f16x8(in + 2 * i));
+    for (; i < n; i++) out[i] = load_u16_scalar_f16(in + 2 * i);
 }
 
 static void avx2_axpy(float a, const float *x, float *y, int n) {
@@ -141,6 +173,7 @@ static void avx2_axpy(float a, const float *x, float *y, int n) {
 const gm_kernels gm_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = avx2_dot_f32,
+    .dot_wf32 = avx2_dot_wf32,
     .dot_bf16 = avx2_dot_bf16,
     .dot_f16 = avx2_dot_f16,
     .dot_mlx = avx2_dot_mlx,

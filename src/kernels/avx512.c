@@ -5,18 +5,32 @@
 
 #include <immintrin.h>
 
-static inline __m512 load_bf16x16(const uint16_t *p) {
-    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+static inline __m512 load_bf16x16(const uint8_t *p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
 }
 
-static inline __m512 load_f16x16(const uint16_t *p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+static inline __m512 load_f16x16(const uint8_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
 
-static inline float bf16_scalar(uint16_t h) {
+static inline float bf16_scalar(const uint8_t *p) {
+    uint16_t h;
+    __builtin_memcpy(&h, p, 2);
     union { uint32_t u; float f; } c = {.u = (uint32_t)h << 16};
     return c.f;
+}
+
+static inline float f16_scalar(const uint8_t *p) {
+    uint16_t h;
+    __builtin_memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline float f32_scalar(const uint8_t *p) {
+    float f;
+    __builtin_memcpy(&f, p, 4);
+    return f;
 }
 
 /* ---------------------------------------------------------------- float dots */
@@ -38,29 +52,45 @@ static float avx512_dot_f32(const float *a, const float *b, int n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-static float avx512_dot_bf16(const uint16_t *w, const float *x, int n) {
+static float avx512_dot_wf32(const void *wv, const float *x, int n) {
+    const uint8_t *w = wv;
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     int i = 0;
     for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_ps(load_bf16x16(w + i), _mm512_loadu_ps(x + i), s0);
-        s1 = _mm512_fmadd_ps(load_bf16x16(w + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 4 * i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 4 * i + 64), _mm512_loadu_ps(x + i + 16), s1);
     }
-    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(load_bf16x16(w + i), _mm512_loadu_ps(x + i), s0);
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 4 * i), _mm512_loadu_ps(x + i), s0);
     float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    for (; i < n; i++) s += bf16_scalar(w[i]) * x[i];
+    for (; i < n; i++) s += f32_scalar(w + 4 * i) * x[i];
     return s;
 }
 
-static float avx512_dot_f16(const uint16_t *w, const float *x, int n) {
+static float avx512_dot_bf16(const void *wv, const float *x, int n) {
+    const uint8_t *w = wv;
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     int i = 0;
     for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_ps(load_f16x16(w + i), _mm512_loadu_ps(x + i), s0);
-        s1 = _mm512_fmadd_ps(load_f16x16(w + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+        s0 = _mm512_fmadd_ps(load_bf16x16(w + 2 * i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(load_bf16x16(w + 2 * i + 32), _mm512_loadu_ps(x + i + 16), s1);
     }
-    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(load_f16x16(w + i), _mm512_loadu_ps(x + i), s0);
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(load_bf16x16(w + 2 * i), _mm512_loadu_ps(x + i), s0);
     float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    for (; i < n; i++) s += _cvtsh_ss(w[i]) * x[i];
+    for (; i < n; i++) s += bf16_scalar(w + 2 * i) * x[i];
+    return s;
+}
+
+static float avx512_dot_f16(const void *wv, const float *x, int n) {
+    const uint8_t *w = wv;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(load_f16x16(w + 2 * i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(load_f16x16(w + 2 * i + 32), _mm512_loadu_ps(x + i + 16), s1);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(load_f16x16(w + 2 * i), _mm512_loadu_ps(x + i), s0);
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < n; i++) s += f16_scalar(w + 2 * i) * x[i];
     return s;
 }
 
@@ -116,16 +146,18 @@ static void avx512_dequant_mlx(const uint8_t *packed, const float *scales, const
 
 /* ------------------------------------------------------------ conversions */
 
-static void avx512_bf16_to_f32(const uint16_t *in, float *out, int n) {
+static void avx512_bf16_to_f32(const void *inv, float *out, int n) {
+    const uint8_t *in = inv;
     int i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load_bf16x16(in + i));
-    for (; i < n; i++) out[i] = bf16_scalar(in[i]);
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load_bf16x16(in + 2 * i));
+    for (; i < n; i++) out[i] = bf16_scalar(in + 2 * i);
 }
 
-static void avx512_f16_to_f32(const uint16_t *in, float *out, int n) {
+static void avx512_f16_to_f32(const void *inv, float *out, int n) {
+    const uint8_t *in = inv;
     int i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load_f16x16(in + i));
-    for (; i < n; i++) out[i] = _cvtsh_ss(in[i]);
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load_f16x16(in + 2 * i));
+    for (; i < n; i++) out[i] = f16_scalar(in + 2 * i);
 }
 
 static void avx512_axpy(float a, const float *x, float *y, int n) {
@@ -139,6 +171,7 @@ static void avx512_axpy(float a, const float *x, float *y, int n) {
 const gm_kernels gm_kernels_avx512 = {
     .name = "avx512",
     .dot_f32 = avx512_dot_f32,
+    .dot_wf32 = avx512_dot_wf32,
     .dot_bf16 = avx512_dot_bf16,
     .dot_f16 = avx512_dot_f16,
     .dot_mlx = avx512_dot_mlx,

@@ -18,17 +18,21 @@
 typedef float (*gm_dot_mlx_fn)(const uint8_t *packed, const float *scales, const float *biases,
                                const float *xsum, int bits, int group_size, const float *x, int n);
 
+/* Weight pointers are `const void *`: checkpoint tensors may sit at any byte
+ * offset (mlx.save_safetensors does not align its data), so every kernel
+ * reads weights with unaligned loads. */
 typedef struct {
     const char *name;
-    float (*dot_f32)(const float *a, const float *b, int n);
-    float (*dot_bf16)(const uint16_t *w, const float *x, int n);
-    float (*dot_f16)(const uint16_t *w, const float *x, int n);
+    float (*dot_f32)(const float *a, const float *b, int n);          /* activations */
+    float (*dot_wf32)(const void *w, const float *x, int n);
+    float (*dot_bf16)(const void *w, const float *x, int n);
+    float (*dot_f16)(const void *w, const float *x, int n);
     gm_dot_mlx_fn dot_mlx;
     /* w[k] = scales[k/gs] * q_k + biases[k/gs] for k < n */
     void (*dequant_mlx)(const uint8_t *packed, const float *scales, const float *biases, int bits,
                         int group_size, float *out, int n);
-    void (*bf16_to_f32)(const uint16_t *in, float *out, int n);
-    void (*f16_to_f32)(const uint16_t *in, float *out, int n);
+    void (*bf16_to_f32)(const void *in, float *out, int n);
+    void (*f16_to_f32)(const void *in, float *out, int n);
     void (*axpy)(float a, const float *x, float *y, int n);   /* y += a*x */
 } gm_kernels;
 

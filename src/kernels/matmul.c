@@ -29,16 +29,16 @@ static void widen_scales(const gm_kernels *k, const gm_weight *w, int row, float
     size_t off = (size_t)row * (size_t)groups;
     switch (w->qdtype) {
     case GM_DT_BF16:
-        k->bf16_to_f32((const uint16_t *)w->scales + off, s, groups);
-        k->bf16_to_f32((const uint16_t *)w->biases + off, b, groups);
+        k->bf16_to_f32(w->scales + 2 * off, s, groups);
+        k->bf16_to_f32(w->biases + 2 * off, b, groups);
         break;
     case GM_DT_F16:
-        k->f16_to_f32((const uint16_t *)w->scales + off, s, groups);
-        k->f16_to_f32((const uint16_t *)w->biases + off, b, groups);
+        k->f16_to_f32(w->scales + 2 * off, s, groups);
+        k->f16_to_f32(w->biases + 2 * off, b, groups);
         break;
     default:
-        memcpy(s, (const float *)w->scales + off, (size_t)groups * sizeof(float));
-        memcpy(b, (const float *)w->biases + off, (size_t)groups * sizeof(float));
+        memcpy(s, w->scales + 4 * off, (size_t)groups * sizeof(float));
+        memcpy(b, w->biases + 4 * off, (size_t)groups * sizeof(float));
         break;
     }
 }
@@ -47,8 +47,8 @@ void gm_weight_row(const gm_kernels *k, const gm_weight *w, int row, float *out,
     const uint8_t *p = w->data + (size_t)row * w->row_bytes;
     switch (w->kind) {
     case GM_W_F32: memcpy(out, p, (size_t)w->cols * sizeof(float)); break;
-    case GM_W_BF16: k->bf16_to_f32((const uint16_t *)p, out, w->cols); break;
-    case GM_W_F16: k->f16_to_f32((const uint16_t *)p, out, w->cols); break;
+    case GM_W_BF16: k->bf16_to_f32(p, out, w->cols); break;
+    case GM_W_F16: k->f16_to_f32(p, out, w->cols); break;
     case GM_W_MLX: {
         int groups = w->cols / w->group_size;
         float *s = tmp_groups, *b = tmp_groups + groups;
@@ -86,9 +86,9 @@ static void matmul_rows(void *arg, int thread, int n_threads) {
         if (T == 1) {
             float v;
             switch (w->kind) {
-            case GM_W_F32: v = k->dot_f32((const float *)row, t->x, cols); break;
-            case GM_W_BF16: v = k->dot_bf16((const uint16_t *)row, t->x, cols); break;
-            case GM_W_F16: v = k->dot_f16((const uint16_t *)row, t->x, cols); break;
+            case GM_W_F32: v = k->dot_wf32(row, t->x, cols); break;
+            case GM_W_BF16: v = k->dot_bf16(row, t->x, cols); break;
+            case GM_W_F16: v = k->dot_f16(row, t->x, cols); break;
             default:
                 widen_scales(k, w, o, scales, biases);
                 v = k->dot_mlx(row, scales, biases, t->scratch->xsum, w->bits, w->group_size, t->x, cols);
@@ -97,14 +97,8 @@ static void matmul_rows(void *arg, int thread, int n_threads) {
             t->y[o] = v;
             continue;
         }
-        const float *wrow;
-        if (w->kind == GM_W_F32) {
-            wrow = (const float *)row;
-        } else {
-            gm_weight_row(k, w, o, buf, scales);
-            wrow = buf;
-        }
-        for (int i = 0; i < T; i++) t->y[(size_t)i * w->rows + o] = k->dot_f32(wrow, t->x + (size_t)i * cols, cols);
+        gm_weight_row(k, w, o, buf, scales);   /* widen once (copy for f32: alignment), reuse T times */
+        for (int i = 0; i < T; i++) t->y[(size_t)i * w->rows + o] = k->dot_f32(buf, t->x + (size_t)i * cols, cols);
     }
 }
 

@@ -11,15 +11,21 @@ static float ref_dot_f32(const float *a, const float *b, int n) {
     return s;
 }
 
-static float ref_dot_bf16(const uint16_t *w, const float *x, int n) {
+static float ref_dot_wf32(const void *w, const float *x, int n) {
     float s = 0.0f;
-    for (int i = 0; i < n; i++) s += gm_bf16_to_f32(w[i]) * x[i];
+    for (int i = 0; i < n; i++) s += gm_load_float(w, GM_DT_F32, (size_t)i) * x[i];
     return s;
 }
 
-static float ref_dot_f16(const uint16_t *w, const float *x, int n) {
+static float ref_dot_bf16(const void *w, const float *x, int n) {
     float s = 0.0f;
-    for (int i = 0; i < n; i++) s += gm_f16_to_f32(w[i]) * x[i];
+    for (int i = 0; i < n; i++) s += gm_load_float(w, GM_DT_BF16, (size_t)i) * x[i];
+    return s;
+}
+
+static float ref_dot_f16(const void *w, const float *x, int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += gm_load_float(w, GM_DT_F16, (size_t)i) * x[i];
     return s;
 }
 
@@ -63,12 +69,12 @@ static void ref_dequant_mlx(const uint8_t *packed, const float *scales, const fl
 
 /* ------------------------------------------------------------ conversions */
 
-static void ref_bf16_to_f32(const uint16_t *in, float *out, int n) {
-    for (int i = 0; i < n; i++) out[i] = gm_bf16_to_f32(in[i]);
+static void ref_bf16_to_f32(const void *in, float *out, int n) {
+    for (int i = 0; i < n; i++) out[i] = gm_load_float(in, GM_DT_BF16, (size_t)i);
 }
 
-static void ref_f16_to_f32(const uint16_t *in, float *out, int n) {
-    for (int i = 0; i < n; i++) out[i] = gm_f16_to_f32(in[i]);
+static void ref_f16_to_f32(const void *in, float *out, int n) {
+    for (int i = 0; i < n; i++) out[i] = gm_load_float(in, GM_DT_F16, (size_t)i);
 }
 
 static void ref_axpy(float a, const float *x, float *y, int n) {
@@ -78,6 +84,7 @@ static void ref_axpy(float a, const float *x, float *y, int n) {
 const gm_kernels gm_kernels_ref = {
     .name = "scalar",
     .dot_f32 = ref_dot_f32,
+    .dot_wf32 = ref_dot_wf32,
     .dot_bf16 = ref_dot_bf16,
     .dot_f16 = ref_dot_f16,
     .dot_mlx = ref_dot_mlx,
