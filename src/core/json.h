@@ -62,6 +62,7 @@ size_t gm_json_count(const gm_json *v);                            /* children o
 bool gm_json_is(const gm_json *v, gm_json_type t);
 bool gm_json_is_bool(const gm_json *v);
 /* Numbers: gm_json_int succeeds only for integral values that fit in int64. */
+/* (Precisely: integral with |v| <= 2^53, where doubles are still exact; see json.c.) */
 bool gm_json_number(const gm_json *v, double *out);
 bool gm_json_int(const gm_json *v, int64_t *out);
 const char *gm_json_string(const gm_json *v);                      /* NULL unless STRING */

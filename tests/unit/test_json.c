@@ -309,6 +309,28 @@ static void test_numbers(void **state) {
     assert_true(number_of(big) == strtod(big, NULL));
 }
 
+/* Sweep both conversion paths against the C library (correctly rounded on
+ * glibc, and this test runs in the "C" locale where strtod reads '.').
+ * Catches an inexact fast path such as multiplying by 1/10^k. */
+static void test_numbers_match_strtod(void **state) {
+    (void)state;
+    char text[64];
+    uint64_t mantissa = 1;
+    for (int i = 0; i < 4000; i++) {
+        mantissa = mantissa * 6364136223846793005u + 1442695040888963407u;
+        int exponent = (int)(mantissa >> 58) - 32 + (i % 5 == 0 ? (i % 600) - 300 : 0);
+        uint64_t digits = (mantissa >> 11) % (i % 3 ? 100000u : UINT64_C(100000000000000000));
+        snprintf(text, sizeof text, "%llu.%llue%d", (unsigned long long)(digits / 1000),
+                 (unsigned long long)(digits % 1000), exponent);
+        double expect = strtod(text, NULL);
+        if (isinf(expect)) continue;
+        if (number_of(text) != expect) fail_msg("%s parsed as %.17g, expected %.17g", text,
+                                                number_of(text), expect);
+    }
+    assert_true(number_of("0.3") == 0.3);
+    assert_true(number_of("123e-20") == 123e-20);
+}
+
 static void test_number_rejections(void **state) {
     (void)state;
     expect_reject("1e309", "out of range");
@@ -815,6 +837,7 @@ int main(void) {
         cmocka_unit_test(test_string_escapes),
         cmocka_unit_test(test_embedded_nul),
         cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_numbers_match_strtod),
         cmocka_unit_test(test_number_rejections),
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_numbers_ignore_locale),

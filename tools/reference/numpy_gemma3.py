@@ -36,7 +36,7 @@ import numpy as np
 
 def f32_to_bf16_bits(x):
     """Round float32 -> bfloat16 (round to nearest even), return uint16 bits."""
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    x = np.array(x, dtype=np.float32, copy=True)
     b = x.view(np.uint32).astype(np.uint64)
     rounding = 0x7FFF + ((b >> 16) & 1)
     out = ((b + rounding) >> 16).astype(np.uint16)
@@ -58,7 +58,7 @@ def bf16_round(x):
 
 
 def embed_scale_bf16(hidden):
-    return float(bf16_round(np.float32(math.sqrt(hidden))))
+    return float(bf16_round(np.float32(math.sqrt(hidden))).reshape(()))
 
 
 # ----------------------------------------------------------------------------
@@ -197,8 +197,7 @@ def text_params(config):
     tc = dict(cfg.get("text_config") or {}) if is_mm else cfg
 
     def g(k):
-        v = tc.get(k, None)
-        return TEXT_DEFAULTS[k] if v is None and k in TEXT_DEFAULTS and k not in tc else v
+        return tc[k] if k in tc else TEXT_DEFAULTS[k]
 
     L = int(g("num_hidden_layers"))
     p = dict(

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# test_cli.sh - `gemma logits` end to end: the file it writes matches the
+# reference logits for several prefill splits, and bad invocations fail with
+# a one-line message and the documented exit code (1 runtime, 2 usage).
+# usage: test_cli.sh GEMMA_BINARY FIXTURES_DIR TMPDIR
+set -u
+gemma=$1; fixtures=$2/gemma3; tmp=$3/cli
+rm -rf "$tmp"; mkdir -p "$tmp"
+pass=0; fail=0
+ok()  { pass=$((pass+1)); echo "ok   $1"; }
+bad() { fail=$((fail+1)); echo "FAIL $1"; }
+
+# max |a-b| / max |b| over two float32 files, via od (no Python needed)
+rel_err() {
+  paste <(od -An -v -f -w4 "$1") <(od -An -v -f -w4 "$2") |
+    awk '{d=$1-$2; if(d<0)d=-d; if(d>m)m=d; r=$2<0?-$2:$2; if(r>M)M=r; n++} END{if(n==0){print "inf"}else{printf "%.3g\n", m/M}}'
+}
+
+# expect_fail NAME EXIT_CODE PATTERN -- command...
+expect_fail() {
+  local name=$1 code=$2 pat=$3; shift 4
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  local lines; lines=$(wc -l <"$tmp/err")
+  if [ "$rc" = "$code" ] && grep -q -- "$pat" "$tmp/err" && [ "$lines" = 1 ]; then ok "$name"
+  else bad "$name (exit $rc, stderr: $(head -c 300 "$tmp/err"))"; fi
+}
+
+fx=text-f32-hub
+dir=$fixtures/$fx
+tokens=$(tr -d ' \n[]' <"$dir/tokens.txt" 2>/dev/null || true)
+if [ -z "$tokens" ]; then
+  tokens=$(sed -n 's/.*"tokens": *\[\([0-9, ]*\)\].*/\1/p' "$dir/fixture.json" | tr -d ' ')
+fi
+n=$(echo "$tokens" | tr ',' '\n' | wc -l)
+for k in "$n" 1 5 $((n/2)); do
+  if "$gemma" logits -m "$dir" --tokens "$tokens" --prefill "$k" -t 2 -o "$tmp/l.f32" 2>"$tmp/err"; then
+    e=$(rel_err "$tmp/l.f32" "$dir/ref_hf.f32")
+    if awk -v e="$e" 'BEGIN{exit !(e <= 2e-3)}'; then ok "logits prefill $k rel $e"; else bad "logits prefill $k rel $e"; fi
+  else bad "logits prefill $k: $(cat "$tmp/err")"; fi
+done
+printf '%s' "$tokens" | tr ',' ' ' >"$tmp/tokens.txt"
+"$gemma" logits -m "$dir" --tokens "$tokens" -t 1 -o "$tmp/l1.f32"
+"$gemma" logits -m "$dir" --tokens-file "$tmp/tokens.txt" -t 1 -o "$tmp/l2.f32"
+cmp -s "$tmp/l1.f32" "$tmp/l2.f32" && ok "tokens-file gives the same logits" || bad "tokens-file"
+
+"$gemma" info -m "$dir" >"$tmp/info" 2>&1 && grep -q "gemma3_text" "$tmp/info" && ok "info" || bad "info: $(cat "$tmp/info")"
+
+expect_fail "no model"      2 "missing -m"        -- "$gemma" logits --tokens 1,2 -o "$tmp/x.f32"
+expect_fail "no output"     2 "missing -o"        -- "$gemma" logits -m "$dir" --tokens 1,2
+expect_fail "bad tokens"    2 "tokens"            -- "$gemma" logits -m "$dir" --tokens 1,x -o "$tmp/x.f32"
+expect_fail "bad option"    2 "unknown option"    -- "$gemma" logits -m "$dir" --frobnicate
+expect_fail "bad command"   2 "unknown command"   -- "$gemma" frobnicate
+expect_fail "missing dir"   1 "gemma: error: .*nope" -- "$gemma" logits -m "$tmp/nope" --tokens 1 -o "$tmp/x.f32"
+expect_fail "token range"   1 "outside the vocabulary" -- "$gemma" logits -m "$dir" --tokens 1,999999 -o "$tmp/x.f32"
+expect_fail "ctx too small" 1 "do not fit"        -- "$gemma" logits -m "$dir" --tokens 1,2,3 --ctx 2 -o "$tmp/x.f32"
+[ ! -e "$tmp/x.f32" ] && ok "no output file after failures" || bad "output file written despite failure"
+
+# a failed run leaves an existing output file untouched
+echo keep >"$tmp/keep.f32"
+"$gemma" logits -m "$dir" --tokens 1,999999 -o "$tmp/keep.f32" 2>/dev/null
+[ "$(cat "$tmp/keep.f32")" = keep ] && ok "existing file kept on failure" || bad "existing file clobbered"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,36 @@
+/* fixture.h - reference fixtures made by tools/reference/ (see its README):
+ * a tiny model directory plus the logits the reference computed for its tokens. */
+#ifndef GEMMA_TEST_FIXTURE_H
+#define GEMMA_TEST_FIXTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char name[128];
+    char dir[1024];
+    int32_t *tokens;
+    int n_tokens;
+    int vocab;
+    int quantized;
+    int sliding_window;
+    float *ref_hf;      /* [n_tokens, vocab] transformers */
+    float *ref_mlx;     /* [n_tokens, vocab] mlx-lm, or NULL */
+} fixture;
+
+/* Names listed in <root>/MANIFEST, one per line; returns count (0 on error). */
+int fixture_list(const char *root, char names[][128], int max);
+int fixture_load(const char *root, const char *name, fixture *f);
+void fixture_free(fixture *f);
+float *fixture_read_f32(const char *path, size_t expect);
+
+typedef struct {
+    double max_abs_diff, max_abs_ref, rel;
+    int top1_checked, top1_mismatch;
+} logit_cmp;
+
+/* Compare [n, vocab] logits; top-1 is checked where the reference's top-2
+ * margin exceeds `clear_margin`. */
+logit_cmp compare_logits(const float *got, const float *ref, int n, int vocab, double clear_margin);
+
+#endif

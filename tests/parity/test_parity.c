@@ -1,0 +1,144 @@
+/* test_parity.c - all-position logits against the reference, on every fixture.
+ *
+ * For each fixture in tests/fixtures/gemma3/MANIFEST, every kernel table this
+ * CPU runs, one and two threads, and many prefill splits (everything in one
+ * batch, chunked batches, token by token, splits around the sliding window),
+ * the logits must match transformers' (and mlx-lm's where present):
+ *   max|Δ| <= tol * max|ref|  (tol 2e-3 float weights, 2e-2 quantized)
+ * and the same top-1 token wherever the reference's top-2 margin is clear. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "gemma.h"
+#include "kernels/kernels.h"
+#include "runtime/session.h"
+
+#define ROOT GEMMA_FIXTURES_DIR "/gemma3"
+#define MAX_FIXTURES 64
+
+static char names[MAX_FIXTURES][128];
+
+typedef struct {
+    int prefill, n_batch;
+} split;
+
+static int run_split(gemma_model *m, const fixture *f, const gm_kernels *k, int threads, split sp, float *out) {
+    gemma_error err;
+    gemma_session *s;
+    gemma_session_options o = gemma_session_default_options();
+    o.n_ctx = f->n_tokens;
+    o.n_batch = sp.n_batch;
+    o.n_threads = threads;
+    if (gemma_session_create(m, &o, &s, &err) != GEMMA_OK) {
+        print_error("session: %s\n", err.message);
+        return 0;
+    }
+    s->k = k;   /* test hook: force this kernel table */
+    int ok = gemma_session_eval(s, f->tokens, (size_t)sp.prefill, GEMMA_LOGITS_ALL, out, &err) == GEMMA_OK;
+    for (int i = sp.prefill; ok && i < f->n_tokens; i++)
+        ok = gemma_session_eval(s, f->tokens + i, 1, GEMMA_LOGITS_ALL, out + (size_t)i * f->vocab, &err) == GEMMA_OK;
+    if (!ok) print_error("eval: %s\n", err.message);
+    ok = ok && gemma_session_position(s) == f->n_tokens;
+    gemma_session_free(s);
+    return ok;
+}
+
+static double f_max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] > m || -x[i] > m) m = x[i] > 0 ? x[i] : -x[i];
+    return m;
+}
+
+static int make_splits(const fixture *f, split *sp) {
+    int n = f->n_tokens, W = f->sliding_window, c = 0;
+    int ks[] = {n, 1, W - 1, W, W + 1, 2 * W + 1, n / 2, n - 1};
+    sp[c++] = (split){n, n};
+    sp[c++] = (split){n, 3};           /* chunked prefill through the ring buffer */
+    for (size_t i = 1; i < sizeof ks / sizeof ks[0]; i++) {
+        int k = ks[i], dup = 0;
+        if (k < 1 || k > n) continue;
+        for (int j = 0; j < c; j++) dup |= sp[j].prefill == k && sp[j].n_batch == k;
+        if (!dup) sp[c++] = (split){k, k};
+    }
+    return c;
+}
+
+static void test_fixture(void **state) {
+    const char *name = *state;
+    fixture f;
+    assert_true(fixture_load(ROOT, name, &f));
+    gemma_error err;
+    gemma_model *m;
+    if (gemma_model_load(f.dir, NULL, &m, &err) != GEMMA_OK) fail_msg("load %s: %s", f.dir, err.message);
+    assert_int_equal(gemma_model_vocab_size(m), f.vocab);
+
+    double tol = f.quantized ? 2e-2 : 2e-3;
+    size_t count = (size_t)f.n_tokens * (size_t)f.vocab;
+    float *out = malloc(count * sizeof(float));
+    assert_non_null(out);
+    split sp[16];
+    int n_splits = make_splits(&f, sp);
+    const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
+    double worst_hf = 0, worst_mlx = 0;
+    int runs = 0, top1_checked = 0;
+    for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
+        const gm_kernels *k = gm_kernels_by_name(isas[ii]);
+        if (!k) continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            for (int si = 0; si < n_splits; si++) {
+                for (size_t i = 0; i < count; i++) out[i] = -12345.0f;   /* poison */
+                if (!run_split(m, &f, k, threads, sp[si], out)) fail_msg("%s: run failed", name);
+                /* "clear" top-2 margin: larger than the error the tolerance allows */
+                double clear = tol * f_max_abs(f.ref_hf, count);
+                logit_cmp c = compare_logits(out, f.ref_hf, f.n_tokens, f.vocab, clear);
+                if (c.rel > worst_hf) worst_hf = c.rel;
+                top1_checked += c.top1_checked;
+                if (c.rel > tol || c.top1_mismatch)
+                    fail_msg("%s [%s, %d threads, prefill %d, batch %d]: max|d| %.3g = %.3g of max|ref| %.3g "
+                             "(tol %.0e), top-1 mismatches %d/%d",
+                             name, isas[ii], threads, sp[si].prefill, sp[si].n_batch, c.max_abs_diff, c.rel,
+                             c.max_abs_ref, tol, c.top1_mismatch, c.top1_checked);
+                if (f.ref_mlx) {
+                    logit_cmp cm = compare_logits(out, f.ref_mlx, f.n_tokens, f.vocab,
+                                                  2e-2 * f_max_abs(f.ref_mlx, count));
+                    if (cm.rel > worst_mlx) worst_mlx = cm.rel;
+                    if (cm.rel > 2e-2 || cm.top1_mismatch)
+                        fail_msg("%s vs mlx-lm [%s, prefill %d]: rel %.3g, top-1 mismatches %d/%d", name, isas[ii],
+                                 sp[si].prefill, cm.rel, cm.top1_mismatch, cm.top1_checked);
+                }
+                runs++;
+            }
+        }
+    }
+    printf("PARITY %-22s %3d runs  max rel err vs transformers %.2e (tol %.0e)", name, runs, worst_hf, tol);
+    if (f.ref_mlx) printf("  vs mlx-lm %.2e", worst_mlx);
+    printf("  top-1 checked %d\n", top1_checked);
+    free(out);
+    gemma_model_free(m);
+    fixture_free(&f);
+}
+
+int main(void) {
+    int n = fixture_list(ROOT, names, MAX_FIXTURES);
+    if (n == 0) {
+        fprintf(stderr, "no fixtures found in %s/MANIFEST\n", ROOT);
+        return 1;
+    }
+    struct CMUnitTest *tests = calloc((size_t)n, sizeof *tests);
+    for (int i = 0; i < n; i++) {
+        tests[i] = (struct CMUnitTest)cmocka_unit_test_prestate(test_fixture, names[i]);
+        tests[i].name = names[i];
+    }
+    int rc = _cmocka_run_group_tests("parity", tests, (size_t)n, NULL, NULL);
+    free(tests);
+    return rc;
+}
