@@ -1,18 +1,34 @@
-/* cpu.c - run-time CPU feature detection (see cpu.h). */
+/* cpu.c - run-time CPU feature detection (see cpu.h).
+ * Asks CPUID and the OS (XGETBV) directly: compilers disagree on the names
+ * __builtin_cpu_supports accepts, and AVX state must be enabled by the OS. */
 #include "core/cpu.h"
 
 #include <unistd.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static unsigned long long read_xcr0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+#endif
+
 gm_cpu_features gm_cpu_detect(void) {
     gm_cpu_features f = {0};
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    /* gcc returns bit masks, clang 1: compare with 0. */
-    f.avx2_fma_f16c = __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0 &&
-                      __builtin_cpu_supports("f16c") != 0;
-    f.avx512 = f.avx2_fma_f16c && __builtin_cpu_supports("avx512f") != 0 &&
-               __builtin_cpu_supports("avx512bw") != 0 && __builtin_cpu_supports("avx512vl") != 0 &&
-               __builtin_cpu_supports("avx512dq") != 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx) return f;
+    unsigned long long xcr0 = read_xcr0();
+    int os_avx = (xcr0 & 0x6) == 0x6, os_avx512 = (xcr0 & 0xe6) == 0xe6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+    int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
+    int avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    f.avx2_fma_f16c = os_avx && avx2 && fma && f16c;
+    f.avx512 = f.avx2_fma_f16c && os_avx512 && avx512f && avx512dq && avx512bw && avx512vl;
 #elif defined(__aarch64__)
     f.neon = 1;
 #endif

@@ -30,6 +30,7 @@ gemma_status gm_mapfile_open(gm_mapfile *mf, const char *path, gemma_error *err)
     if (p == MAP_FAILED) return gm_fail(err, GEMMA_ERR_IO, "%s: mmap failed: %s", path, strerror(saved));
     mf->data = p;
     mf->size = (size_t)st.st_size;
+    mf->is_mapped = 1;
     mf->path = strdup(path);
     if (!mf->path) {
         munmap(p, mf->size);
@@ -41,7 +42,7 @@ gemma_status gm_mapfile_open(gm_mapfile *mf, const char *path, gemma_error *err)
 
 void gm_mapfile_close(gm_mapfile *mf) {
     if (!mf) return;
-    if (mf->data) munmap((void *)mf->data, mf->size);
+    if (mf->data && mf->is_mapped) munmap((void *)mf->data, mf->size);
     free(mf->path);
     memset(mf, 0, sizeof *mf);
 }

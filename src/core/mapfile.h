@@ -11,6 +11,7 @@ typedef struct {
     const unsigned char *data;
     size_t size;
     char *path;
+    int is_mapped;   /* 0: data is borrowed memory (tests, fuzzing), not unmapped on close */
 } gm_mapfile;
 
 gemma_status gm_mapfile_open(gm_mapfile *mf, const char *path, gemma_error *err);

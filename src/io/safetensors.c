@@ -161,25 +161,39 @@ gemma_status gm_tensors_add_file(gm_tensor_set *ts, const char *path, gemma_erro
     gm_mapfile mf;
     gemma_status st = gm_mapfile_open(&mf, path, err);
     if (st) return st;
+    return gm_tensors_add_mapped(ts, mf, err);
+}
+
+/* Fail with a message about mf, then release it (the message needs its path). */
+static gemma_status fail_and_close(gm_mapfile *mf, gemma_error *err, gemma_status code, const char *what) {
+    gm_fail(err, code, "%s: %s", mf->path, what);
+    gm_mapfile_close(mf);
+    return code;
+}
+
+gemma_status gm_tensors_add_mapped(gm_tensor_set *ts, gm_mapfile mf, gemma_error *err) {
+    const char *path = mf.path;
+    gemma_status st;
+    char what[256];
     if (mf.size < 8) {
-        gm_mapfile_close(&mf);
-        return gm_fail(err, GEMMA_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", path, mf.size);
+        snprintf(what, sizeof what, "too short for a safetensors file (%zu bytes)", mf.size);
+        return fail_and_close(&mf, err, GEMMA_ERR_FORMAT, what);
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | mf.data[i];
     if (hlen > MAX_HEADER_BYTES || hlen > mf.size - 8) {
-        gm_mapfile_close(&mf);
-        return gm_fail(err, GEMMA_ERR_FORMAT,
-                       "%s: header length %" PRIu64 " is past the end of the file (%zu bytes) or too large; "
-                       "not a safetensors file or truncated",
-                       path, hlen, mf.size);
+        snprintf(what, sizeof what,
+                 "header length %" PRIu64 " is past the end of the file (%zu bytes) or too large; "
+                 "not a safetensors file or truncated",
+                 hlen, mf.size);
+        return fail_and_close(&mf, err, GEMMA_ERR_FORMAT, what);
     }
     char jerr[160];
     gm_json_limits lim = {.max_bytes = MAX_HEADER_BYTES, .max_depth = 8};
     gm_json_doc *doc = gm_json_parse((const char *)mf.data + 8, (size_t)hlen, &lim, jerr, sizeof jerr);
     if (!doc) {
-        gm_mapfile_close(&mf);
-        return gm_fail(err, GEMMA_ERR_FORMAT, "%s: header is not valid JSON: %s", path, jerr);
+        snprintf(what, sizeof what, "header is not valid JSON: %s", jerr);
+        return fail_and_close(&mf, err, GEMMA_ERR_FORMAT, what);
     }
     const gm_json *root = gm_json_root(doc);
     uint64_t data_size = mf.size - 8 - hlen;

@@ -44,6 +44,8 @@ typedef struct {
 /* Map `path` and add its tensors.  A name already present (in this or an
  * earlier file) is an error. */
 gemma_status gm_tensors_add_file(gm_tensor_set *ts, const char *path, gemma_error *err);
+/* Same, for a file already in memory; the set takes ownership of mf (also on failure). */
+gemma_status gm_tensors_add_mapped(gm_tensor_set *ts, gm_mapfile mf, gemma_error *err);
 const gm_tensor *gm_tensors_find(const gm_tensor_set *ts, const char *name);
 const char *gm_tensors_file_of(const gm_tensor_set *ts, const gm_tensor *t);
 void gm_tensors_free(gm_tensor_set *ts);

@@ -27,10 +27,7 @@ expect_fail() {
 
 fx=text-f32-hub
 dir=$fixtures/$fx
-tokens=$(tr -d ' \n[]' <"$dir/tokens.txt" 2>/dev/null || true)
-if [ -z "$tokens" ]; then
-  tokens=$(sed -n 's/.*"tokens": *\[\([0-9, ]*\)\].*/\1/p' "$dir/fixture.json" | tr -d ' ')
-fi
+tokens=$(tr -d ' \n\r\t' <"$dir/fixture.json" | sed -n 's/.*"tokens":\[\([0-9,]*\)\].*/\1/p')
 n=$(echo "$tokens" | tr ',' '\n' | wc -l)
 for k in "$n" 1 5 $((n/2)); do
   if "$gemma" logits -m "$dir" --tokens "$tokens" --prefill "$k" -t 2 -o "$tmp/l.f32" 2>"$tmp/err"; then

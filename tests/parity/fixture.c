@@ -36,7 +36,7 @@ int fixture_list(const char *root, char names[][128], int max) {
     while (n < max && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
         if (!line[0] || line[0] == '#') continue;
-        snprintf(names[n++], 128, "%s", line);
+        snprintf(names[n++], 128, "%.127s", line);
     }
     fclose(f);
     return n;

@@ -33,7 +33,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "gemma: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "gemma: unknown command '%s' (see 'gemma --help')\n", argv[1]);
     return CLI_USAGE;
 }

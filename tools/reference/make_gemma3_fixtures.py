@@ -830,7 +830,14 @@ def cmd_hf(args):
 # ----------------------------------------------------------------------------
 
 
-def _mlx_model(path, cfg, overrides=None):
+def _mlx_model(path, cfg, overrides=None, upcast=True):
+    """mlx-lm model loaded (strict) from the fixture folder.  upcast=True casts
+    every floating parameter (norms, unquantized weights, quantization
+    scales/biases) to float32 after loading -- exact, the packed weights are
+    untouched -- so mlx-lm's own graph (quantized matmuls, QuantizedEmbedding,
+    RoPE, masks) runs in float32 like the C port.  upcast=False runs in the
+    checkpoint's dtype (bf16 / f16), which adds that dtype's rounding noise."""
+    from mlx.utils import tree_map
     from mlx_lm.utils import load_model
     mc = {}
     if cfg["model_type"] == "gemma3":
@@ -844,6 +851,11 @@ def _mlx_model(path, cfg, overrides=None):
     elif overrides:
         mc.update(overrides)
     model, _ = load_model(Path(path), strict=True, model_config=mc)
+    if upcast:
+        mx = _mx()
+        model.update(tree_map(
+            lambda x: x.astype(mx.float32) if mx.issubdtype(x.dtype, mx.floating) else x,
+            model.parameters()))
     return model
 
 
@@ -868,12 +880,14 @@ def cmd_mlx(args):
         cfg = json.loads((d / "config.json").read_text())
         p = ng.text_params(cfg)
         tokens = json.loads((HF_IN / nm / "tokens.json").read_text())["tokens"]
-        model = _mlx_model(d, cfg)
+        upcast = not args.native
+        model = _mlx_model(d, cfg, upcast=upcast)
         lg = _mlx_logits(model, tokens)
         assert lg.shape == (len(tokens), p["vocab"]), lg.shape
         assert not np.isnan(lg).any()
+        native = _mlx_logits(_mlx_model(d, cfg, upcast=False), tokens)
         # the sliding-window mask must be active: a huge window must change logits
-        big = _mlx_model(d, cfg, {"sliding_window": 1 << 20})
+        big = _mlx_model(d, cfg, {"sliding_window": 1 << 20}, upcast=upcast)
         lbig = _mlx_logits(big, tokens)
         win_effect = float(np.abs(lbig - lg).max())
         assert win_effect > 1e-3, f"{nm}: sliding window has no effect in mlx-lm ({win_effect})"
@@ -882,13 +896,17 @@ def cmd_mlx(args):
         od = MLX_OUT / nm
         od.mkdir()
         lg.astype("<f4").tofile(od / "ref_mlx.f32")
-        r = dict(max_abs_logit=float(np.abs(lg).max()), window_effect=win_effect,
+        native.astype("<f4").tofile(od / "ref_mlx_native.f32")
+        r = dict(compute=("float32 (params upcast)" if upcast else "checkpoint dtype"),
+                 max_abs_logit=float(np.abs(lg).max()), window_effect=win_effect,
                  window_effect_first_rows=early, mlx=mx.__version__, mlx_lm=mlx_lm.__version__)
         hf = HF_OUT / nm / "ref_hf.f32"
         if hf.exists():
             lh = np.fromfile(hf, "<f4").reshape(lg.shape)
             r["rel_diff_vs_hf"] = float(np.abs(lg - lh).max() / np.abs(lh).max())
             r["top1_agree_vs_hf"] = float((lg.argmax(-1) == lh.argmax(-1)).mean())
+            r["native_rel_diff_vs_hf"] = float(np.abs(native - lh).max() / np.abs(lh).max())
+            r["native_top1_agree_vs_hf"] = float((native.argmax(-1) == lh.argmax(-1)).mean())
         lnp = ng.forward_dir(HF_IN / nm, tokens)
         r["rel_diff_vs_numpy"] = float(np.abs(lg - lnp).max() / np.abs(lnp).max())
         write_json(od / "mlx_meta.json", r)
@@ -957,6 +975,8 @@ def main():
     h.add_argument("--tar", help="also pack the output folder into this tar file")
     m = sp.add_parser("mlx")
     m.add_argument("--only", nargs="*")
+    m.add_argument("--native", action="store_true",
+                   help="ref_mlx.f32 in the checkpoint dtype instead of float32-upcast params")
     c = sp.add_parser("collect")
     c.add_argument("--hf-tar", help="tar written by `hf --tar` (default: use .refwork/out/hf)")
     a = ap.parse_args()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# test.sh - the test command: a Release build with every test (unit, parity,
+# CLI), then the same unit and parity tests under AddressSanitizer +
+# UndefinedBehaviorSanitizer (clang), then a short fuzz of the parsers.
+# Prints a final "N passed, N failed" line.  Needs: cmake, gcc, clang,
+# libclang-rt-14-dev, libcmocka-dev (scripts/setup.sh installs them).
+set -u
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0; failed=0
+step() { # name, command...
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then passed=$((passed+1)); echo "--- $name: ok"; else failed=$((failed+1)); echo "--- $name: FAILED"; fi
+}
+
+step "release build" bash -c "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build -j$jobs"
+step "release tests" ctest --test-dir build --output-on-failure
+
+if command -v clang >/dev/null; then
+  step "sanitizer build" bash -c "CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_SANITIZE=ON -DGEMMA_FUZZ=ON >/dev/null && cmake --build build-asan -j$jobs"
+  step "sanitizer tests" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure
+  for f in fuzz_json fuzz_safetensors; do
+    corpus=tests/fuzz/corpus/${f#fuzz_}
+    step "fuzz $f (20 s)" bash -c "mkdir -p build-asan/corpus-$f && build-asan/tests/$f -max_total_time=20 -max_len=8192 -print_final_stats=1 build-asan/corpus-$f $corpus 2>&1 | tail -n 4"
+  done
+else
+  echo "clang not found: sanitizer and fuzz steps skipped"; failed=$((failed+1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
