@@ -8,18 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kind_name(const gm_weight *w) {
-    static char buf[4][32];
-    static int next;
+static const char *kind_name(const gm_weight *w, char *buf, size_t n) {
     switch (w->kind) {
     case GM_W_F32: return "f32";
     case GM_W_F16: return "f16";
     case GM_W_BF16: return "bf16";
-    case GM_W_MLX: {
-        char *b = buf[next++ & 3];
-        snprintf(b, 32, "mlx%d-g%d", w->bits, w->group_size);
-        return b;
-    }
+    case GM_W_MLX: snprintf(buf, n, "mlx%d-g%d", w->bits, w->group_size); return buf;
     }
     return "?";
 }
@@ -28,12 +22,13 @@ static void describe(gemma_model *m) {
     const gm_config *c = m->cfg;
     int global = 0;
     for (int l = 0; l < c->n_layers; l++) global += !c->layers[l].sliding;
+    char k0[32], k1[32], k2[32];
     snprintf(m->description, sizeof m->description,
              "%s: %d layers (%d global), hidden %d, heads %d/%d x %d, ffn %d, vocab %d, window %d; "
              "embed %s, attn %s, mlp %s; %s head; %.1f MB of weights",
              c->model_type, c->n_layers, global, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim,
-             c->intermediate_size, c->vocab_size, c->sliding_window, kind_name(&m->embed),
-             kind_name(&m->layers[0].q), kind_name(&m->layers[0].down),
+             c->intermediate_size, c->vocab_size, c->sliding_window, kind_name(&m->embed, k0, sizeof k0),
+             kind_name(&m->layers[0].q, k1, sizeof k1), kind_name(&m->layers[0].down, k2, sizeof k2),
              m->lm_head.data == m->embed.data ? "tied" : "separate", (double)m->weight_bytes / 1e6);
 }
 
