@@ -264,12 +264,15 @@ static gemma_status parse_gemma3_text(const ctx *c, const gm_json *t, const gm_j
     if ((st = get_int(c, t, "sliding_window", 4096, 1, 1 << 30, &cfg->sliding_window))) return st;
     if ((st = get_int(c, t, "max_position_embeddings", 131072, 1, 1 << 30, &cfg->max_position_embeddings)))
         return st;
-    if ((st = get_num(c, t, "attn_logit_softcapping", 0, &cfg->attn_softcap))) return st;
+    /* The reference (transformers' Gemma3Attention, JAX Gemma 3, mlx-lm) has no
+     * attention soft-cap: attn_logit_softcapping is accepted and ignored, as there.
+     * The final soft-cap is applied by Gemma3ForCausalLM but never read by
+     * Gemma3ForConditionalGeneration, so a multimodal config does not get one. */
     if ((st = get_num(c, t, "final_logit_softcapping", 0, &cfg->final_softcap))) return st;
-    /* the multimodal config keeps tie_word_embeddings at the top level in some versions */
-    int tie_top;
-    if ((st = get_bool(c, root, "tie_word_embeddings", 1, &tie_top))) return st;
-    if ((st = get_bool(c, t, "tie_word_embeddings", tie_top, &cfg->tie_word_embeddings))) return st;
+    if (t != root) cfg->final_softcap = 0;
+    /* Tying: a multimodal config decides at its top level (transformers writes a
+     * text_config.tie_word_embeddings that it does not read). */
+    if ((st = get_bool(c, root, "tie_word_embeddings", 1, &cfg->tie_word_embeddings))) return st;
 
     if (cfg->n_heads % cfg->n_kv_heads != 0)
         return gm_fail(c->err, GEMMA_ERR_FORMAT,

@@ -36,7 +36,7 @@ typedef struct {
     double query_pre_attn_scalar;
     int sliding_window;
     int max_position_embeddings;
-    double attn_softcap, final_softcap;  /* 0 = none */
+    double final_softcap;                /* 0 = none */
     int tie_word_embeddings;
     gm_layer_config *layers;             /* n_layers entries */
     int bos_token_id;

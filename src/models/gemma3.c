@@ -6,7 +6,7 @@
  * sliding layers, global base with linear scaling on global layers), GQA and
  * a sliding window that includes the current token -> post-norm -> residual;
  * then (1+w) RMSNorm -> GeGLU(tanh) MLP -> post-norm -> residual; final norm;
- * tied or separate LM head; optional soft-caps.  All arithmetic in f32.
+ * tied or separate LM head; optional final soft-cap.  All arithmetic in f32.
  *
  * Spec: shared/docs/spec-gemma3-medgemma.md, section 2. */
 #include "core/error.h"
@@ -171,7 +171,6 @@ static void attention_rows(void *arg, int thread, int n_threads) {
     int H = c->n_heads, Dh = c->head_dim, kv_dim = c->n_kv_heads * Dh, group = H / c->n_kv_heads;
     int sliding = s->model->layers[t->layer].sliding;
     float scale = (float)(1.0 / sqrt(c->query_pre_attn_scalar));
-    float cap = (float)c->attn_softcap;
     float *p = s->scores + (size_t)thread * (size_t)s->n_ctx;
     int begin, end;
     gm_split_range(t->n * H, 1, thread, n_threads, &begin, &end);
@@ -185,7 +184,6 @@ static void attention_rows(void *arg, int thread, int n_threads) {
         float mx = -INFINITY;
         for (int j = lo; j <= qpos; j++) {
             float v = k->dot_f32(q, key_at(t, j, kv_dim) + (size_t)kvh * Dh, Dh) * scale;
-            if (cap > 0) v = cap * tanhf(v / cap);
             p[j - lo] = v;
             if (v > mx) mx = v;
         }

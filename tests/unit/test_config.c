@@ -29,7 +29,7 @@ static void test_defaults(void **state) {
     assert_true(c.rms_norm_eps == 1e-6);
     assert_int_equal(c.sliding_window, 4096);
     assert_int_equal(c.tie_word_embeddings, 1);
-    assert_true(c.attn_softcap == 0 && c.final_softcap == 0);
+    assert_true(c.final_softcap == 0);
     for (int i = 0; i < c.n_layers; i++) {
         int global = (i + 1) % 6 == 0;
         assert_int_equal(c.layers[i].sliding, !global);
@@ -116,7 +116,21 @@ static void test_flat_rope_parameters_and_softcaps(void **state) {
     assert_int_equal(c.layers[1].sliding, 0);
     assert_true(c.layers[1].rope_theta == 500000 && c.layers[1].rope_factor == 2.0);
     assert_true(c.layers[0].rope_theta == 20000 && c.layers[0].rope_factor == 1.0);
-    assert_true(c.final_softcap == 30.0 && c.attn_softcap == 0);
+    assert_true(c.final_softcap == 30.0);
+    gm_config_free(&c);
+}
+
+/* The multimodal reference ignores the final soft-cap and ties at the top level. */
+static void test_multimodal_reference_semantics(void **state) {
+    (void)state;
+    gm_config c;
+    parse_ok(&c, "{\"model_type\":\"gemma3\",\"text_config\":{\"final_logit_softcapping\":30.0,"
+                 "\"tie_word_embeddings\":true}}");
+    assert_true(c.final_softcap == 0);
+    assert_int_equal(c.tie_word_embeddings, 1);
+    gm_config_free(&c);
+    parse_ok(&c, "{\"model_type\":\"gemma3\",\"tie_word_embeddings\":false,\"text_config\":{\"tie_word_embeddings\":true}}");
+    assert_int_equal(c.tie_word_embeddings, 0);
     gm_config_free(&c);
 }
 
@@ -154,6 +168,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_hub_and_t5_spellings_agree),
         cmocka_unit_test(test_flat_rope_parameters_and_softcaps),
+        cmocka_unit_test(test_multimodal_reference_semantics),
         cmocka_unit_test(test_rejections_name_the_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
