@@ -23,7 +23,7 @@ if command -v clang >/dev/null; then
     ctest --test-dir build-asan --output-on-failure
   for f in fuzz_json fuzz_safetensors; do
     corpus=tests/fuzz/corpus/${f#fuzz_}
-    step "fuzz $f (20 s)" bash -c "mkdir -p build-asan/corpus-$f && build-asan/tests/$f -max_total_time=20 -max_len=8192 -print_final_stats=1 build-asan/corpus-$f $corpus 2>&1 | tail -n 4"
+    step "fuzz $f (20 s)" bash -c "set -o pipefail; mkdir -p build-asan/corpus-$f && build-asan/tests/$f -max_total_time=20 -max_len=8192 -print_final_stats=1 build-asan/corpus-$f $corpus 2>&1 | tail -n 4"
   done
 else
   echo "clang not found: sanitizer and fuzz steps skipped"; failed=$((failed+1))

@@ -52,52 +52,47 @@ static float avx2_dot_f32(const float *a, const float *b, int n) {
     return s;
 }
 
-static float avx2_dot_wf32(const void *wv, const float *x, int n) {
-    const uint8_t *w = wv;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * i)), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * i + 32)), _mm256_loadu_ps(x + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * i)), _mm256_loadu_ps(x + i), s0);
-    float s = hsum256(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) {
+/* Weight rows in f32 / bf16 / f16: one loop, specialised per element type
+ * by inlining (the type is a constant at every call site). */
+enum { ELEM_F32, ELEM_BF16, ELEM_F16 };
+
+static inline __attribute__((always_inline)) __m256 load_elems8(const uint8_t *p, int type) {
+    if (type == ELEM_F32) return _mm256_loadu_ps((const float *)(const void *)p);
+    return type == ELEM_BF16 ? load_bf16x8(p) : load_f16x8(p);
+}
+
+static inline __attribute__((always_inline)) float load_elem(const uint8_t *p, int type) {
+    if (type == ELEM_F32) {
         float f;
-        __builtin_memcpy(&f, w + 4 * i, 4);
-        s += f * x[i];
+        __builtin_memcpy(&f, p, 4);
+        return f;
     }
-    return s;
+    return type == ELEM_BF16 ? load_u16_scalar_bf16(p) : load_u16_scalar_f16(p);
 }
 
-static float avx2_dot_bf16(const void *wv, const float *x, int n) {
-    const uint8_t *w = wv;
+static inline __attribute__((always_inline)) float dot_elems(const uint8_t *w, int type, const float *x, int n) {
+    int es = type == ELEM_F32 ? 4 : 2;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i + 16), _mm256_loadu_ps(x + i + 8), s1);
+        s0 = _mm256_fmadd_ps(load_elems8(w + es * i, type), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(load_elems8(w + es * (i + 8), type), _mm256_loadu_ps(x + i + 8), s1);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i), _mm256_loadu_ps(x + i), s0);
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_elems8(w + es * i, type), _mm256_loadu_ps(x + i), s0);
     float s = hsum256(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += load_u16_scalar_bf16(w + 2 * i) * x[i];
+    for (; i < n; i++) s += load_elem(w + es * i, type) * x[i];
     return s;
 }
 
-static float avx2_dot_f16(const void *wv, const float *x, int n) {
-    const uint8_t *w = wv;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(load_f16x8(w + 2 * i), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(load_f16x8(w + 2 * i + 16), _mm256_loadu_ps(x + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_f16x8(w + 2 * i), _mm256_loadu_ps(x + i), s0);
-    float s = hsum256(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += load_u16_scalar_f16(w + 2 * i) * x[i];
-    return s;
+static inline __attribute__((always_inline)) void widen_elems(const uint8_t *in, int type, float *out, int n) {
+    int es = type == ELEM_F32 ? 4 : 2, i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_elems8(in + es * i, type));
+    for (; i < n; i++) out[i] = load_elem(in + es * i, type);
 }
+
+static float avx2_dot_wf32(const void *w, const float *x, int n) { return dot_elems(w, ELEM_F32, x, n); }
+static float avx2_dot_bf16(const void *w, const float *x, int n) { return dot_elems(w, ELEM_BF16, x, n); }
+static float avx2_dot_f16(const void *w, const float *x, int n) { return dot_elems(w, ELEM_F16, x, n); }
 
 /* ------------------------------------------------------------ MLX affine */
 
@@ -149,19 +144,8 @@ static void avx2_dequant_mlx(const uint8_t *packed, const float *scales, const f
 
 /* ------------------------------------------------------------ conversions */
 
-static void avx2_bf16_to_f32(const void *inv, float *out, int n) {
-    const uint8_t *in = inv;
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_bf16x8(in + 2 * i));
-    for (; i < n; i++) out[i] = load_u16_scalar_bf16(in + 2 * i);
-}
-
-static void avx2_f16_to_f32(const void *inv, float *out, int n) {
-    const uint8_t *in = inv;
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_f16x8(in + 2 * i));
-    for (; i < n; i++) out[i] = load_u16_scalar_f16(in + 2 * i);
-}
+static void avx2_bf16_to_f32(const void *in, float *out, int n) { widen_elems(in, ELEM_BF16, out, n); }
+static void avx2_f16_to_f32(const void *in, float *out, int n) { widen_elems(in, ELEM_F16, out, n); }
 
 static void avx2_axpy(float a, const float *x, float *y, int n) {
     __m256 va = _mm256_set1_ps(a);

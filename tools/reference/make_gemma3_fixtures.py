@@ -19,6 +19,17 @@ Subcommands (run from anywhere; paths are relative to the repository root):
   collect  (local)  copies ref_hf.f32 / ref_mlx.f32 into the fixture folders,
            writes fixture.json per fixture and tests/fixtures/gemma3/MANIFEST.
 
+Global options (before or after the subcommand; give the same ones to every step):
+
+  --fixtures-dir DIR  where the fixture folders go (default tests/fixtures/gemma3)
+  --work-dir DIR      scratch root: hf/, out/hf, out/mlx, src/, convert/ (default .refwork)
+  --fresh SEED        an untuned fixture set: every fixture keeps its layout,
+                      spelling, dtype, sharding and quantization recipe, but gets
+                      a weight seed derived from SEED and sizes drawn from SEED
+                      (see draw_sizes).  Without --fixtures-dir / --work-dir it
+                      writes .refwork/fresh-SEED/fixtures and .refwork/fresh-SEED;
+                      it never writes tests/fixtures/gemma3.
+
 Every weight is random (seeded per fixture, see FIXTURES), norms included.
 """
 
@@ -42,12 +53,22 @@ import numpy_gemma3 as ng  # noqa: E402
 from numpy_gemma3 import RawTensor, as_dtype  # noqa: E402
 
 ROOT = HERE.parents[1]
-FIX = ROOT / "tests" / "fixtures" / "gemma3"
-WORK = ROOT / ".refwork"
-HF_IN = WORK / "hf"
-HF_OUT = WORK / "out" / "hf"
-MLX_OUT = WORK / "out" / "mlx"
-SRC = WORK / "src"
+DEFAULT_FIX = ROOT / "tests" / "fixtures" / "gemma3"
+DEFAULT_WORK = ROOT / ".refwork"
+
+
+def set_paths(fix, work):
+    """Point every step at a fixture folder and a scratch root."""
+    global FIX, WORK, HF_IN, HF_OUT, MLX_OUT, SRC
+    FIX = Path(fix).resolve()
+    WORK = Path(work).resolve()
+    HF_IN = WORK / "hf"
+    HF_OUT = WORK / "out" / "hf"
+    MLX_OUT = WORK / "out" / "mlx"
+    SRC = WORK / "src"
+
+
+set_paths(DEFAULT_FIX, DEFAULT_WORK)
 
 REFERENCE_STRING = "transformers {tv} (torch {pv}), float32, eager"
 
@@ -64,6 +85,35 @@ FIXTURES = [
     dict(name="mlx8-g32-vlm", seed=31006, n_tokens=38, quantized=True, mlx=True),
     dict(name="mlx-mixed-bits", seed=31007, n_tokens=29, quantized=True, mlx=True),
 ]
+
+# Text sizes of the committed fixtures.  layer_types: L = sliding, G = full.
+# None = the key is left out of the config (defaults apply).
+SIZES = {
+    "text-f32-hub": dict(
+        hidden=80, heads=4, kv_heads=2, head_dim=24, inter=112, layers=7, vocab=397, window=6,
+        qpas=24, theta=1000000.0, local_theta=10000.0, factor=8.0, pattern=3),
+    "text-bf16-t5": dict(
+        hidden=64, heads=4, kv_heads=1, head_dim=16, inter=96, layers=6, vocab=300, window=4,
+        qpas=32, theta=500000.0, local_theta=10000.0, factor=4.0, layer_types="LGLLGL",
+        final_softcap=8.0),
+    "mm-f32-hub-sharded": dict(
+        hidden=48, heads=2, kv_heads=1, head_dim=32, inter=80, layers=7, vocab=333, window=5,
+        qpas=None, theta=None, local_theta=None, factor=8.0, pattern=None),
+    "mm-f16-t5names": dict(
+        hidden=64, heads=4, kv_heads=2, head_dim=16, inter=128, layers=6, vocab=256, window=7,
+        qpas=16, theta=250000.0, local_theta=20000.0, factor=2.0, layer_types="LLGLLG"),
+    "mlx4-g64-convert": dict(
+        hidden=128, heads=4, kv_heads=2, head_dim=32, inter=256, layers=6, vocab=320, window=5,
+        qpas=32, theta=1000000.0, local_theta=10000.0, factor=8.0, pattern=6),
+    "mlx8-g32-vlm": dict(
+        hidden=128, heads=2, kv_heads=2, head_dim=64, inter=256, layers=6, vocab=300, window=6,
+        qpas=64, theta=1000000.0, local_theta=10000.0, factor=8.0, pattern=2),
+    "mlx-mixed-bits": dict(
+        hidden=128, heads=4, kv_heads=2, head_dim=32, inter=256, layers=5, vocab=280, window=4,
+        qpas=40, theta=1000000.0, local_theta=10000.0, factor=8.0, pattern=5),
+}
+for _f in FIXTURES:
+    _f["sizes"] = SIZES[_f["name"]]
 BY_NAME = {f["name"]: f for f in FIXTURES}
 
 TINY_VISION = {  # siglip, as small as transformers accepts
@@ -89,13 +139,25 @@ def _hub_text(**kw):
     return dict(sorted(c.items()))
 
 
-def config_for(name):
+def _hub_sizes(s):
+    """The size keys of a Hub-spelled (gemma3_text) config."""
+    return dict(
+        head_dim=s["head_dim"], hidden_size=s["hidden"], intermediate_size=s["inter"],
+        num_attention_heads=s["heads"], num_hidden_layers=s["layers"],
+        num_key_value_heads=s["kv_heads"], query_pre_attn_scalar=s["qpas"],
+        rope_local_base_freq=s["local_theta"], rope_theta=s["theta"],
+        rope_scaling={"factor": s["factor"], "rope_type": "linear"},
+        sliding_window=s["window"], sliding_window_pattern=s["pattern"], vocab_size=s["vocab"])
+
+
+def _layer_types(code):
+    return ["full_attention" if c == "G" else "sliding_attention" for c in code]
+
+
+def config_for(name, s=None):
+    s = SIZES[name] if s is None else s
     if name == "text-f32-hub":
-        return _hub_text(
-            head_dim=24, hidden_size=80, intermediate_size=112, num_attention_heads=4,
-            num_hidden_layers=7, num_key_value_heads=2, query_pre_attn_scalar=24,
-            rope_scaling={"factor": 8.0, "rope_type": "linear"}, sliding_window=6,
-            sliding_window_pattern=3, torch_dtype="float32", vocab_size=397)
+        return _hub_text(torch_dtype="float32", **_hub_sizes(s))
     if name == "text-bf16-t5":
         # transformers-5 spelling (what Gemma3TextConfig.to_dict() writes); note
         # _sliding_window_pattern (6) disagrees with layer_types: layer_types wins.
@@ -106,20 +168,20 @@ def config_for(name):
             "architectures": ["Gemma3ForCausalLM"],
             "attention_bias": False, "attention_dropout": 0.0,
             "attn_logit_softcapping": None, "bos_token_id": 2, "dtype": "bfloat16",
-            "eos_token_id": 1, "final_logit_softcapping": 8.0, "head_dim": 16,
-            "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 64,
-            "initializer_range": 0.02, "intermediate_size": 96,
-            "layer_types": ["sliding_attention", "full_attention", "sliding_attention",
-                            "sliding_attention", "full_attention", "sliding_attention"],
+            "eos_token_id": 1, "final_logit_softcapping": s["final_softcap"], "head_dim": s["head_dim"],
+            "hidden_activation": "gelu_pytorch_tanh", "hidden_size": s["hidden"],
+            "initializer_range": 0.02, "intermediate_size": s["inter"],
+            "layer_types": _layer_types(s["layer_types"]),
             "max_position_embeddings": 131072, "model_type": "gemma3_text",
-            "num_attention_heads": 4, "num_hidden_layers": 6, "num_key_value_heads": 1,
-            "pad_token_id": 0, "query_pre_attn_scalar": 32, "rms_norm_eps": 1e-06,
+            "num_attention_heads": s["heads"], "num_hidden_layers": s["layers"],
+            "num_key_value_heads": s["kv_heads"],
+            "pad_token_id": 0, "query_pre_attn_scalar": s["qpas"], "rms_norm_eps": 1e-06,
             "rope_parameters": {
-                "full_attention": {"factor": 4.0, "rope_theta": 500000.0, "rope_type": "linear"},
-                "sliding_attention": {"rope_theta": 10000.0, "rope_type": "default"}},
-            "sliding_window": 4, "tie_word_embeddings": True,
+                "full_attention": {"factor": s["factor"], "rope_theta": s["theta"], "rope_type": "linear"},
+                "sliding_attention": {"rope_theta": s["local_theta"], "rope_type": "default"}},
+            "sliding_window": s["window"], "tie_word_embeddings": True,
             "transformers_version": "5.17.0", "use_bidirectional_attention": False,
-            "use_cache": True, "vocab_size": 300,
+            "use_cache": True, "vocab_size": s["vocab"],
         }
     if name == "mm-f32-hub-sharded":
         # google/gemma-3-4b-it style: text_config minimal, defaults apply for
@@ -127,17 +189,18 @@ def config_for(name):
         # (1e4), rms_norm_eps (1e-6), sliding_window_pattern (6).
         # tie_word_embeddings=false at the TOP level (where transformers reads it
         # for gemma3); text_config does not repeat it.
+        assert all(s[k] is None for k in ("qpas", "theta", "local_theta", "pattern"))
         return {
             "architectures": ["Gemma3ForConditionalGeneration"],
             "boi_token_index": 255999, "eoi_token_index": 256000, "eos_token_id": [1, 106],
             "image_token_index": 262144, "initializer_range": 0.02,
             "mm_tokens_per_image": 1, "model_type": "gemma3",
             "text_config": {
-                "head_dim": 32, "hidden_size": 48, "intermediate_size": 80,
-                "model_type": "gemma3_text", "num_attention_heads": 2,
-                "num_hidden_layers": 7, "num_key_value_heads": 1,
-                "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
-                "sliding_window": 5, "vocab_size": 333},
+                "head_dim": s["head_dim"], "hidden_size": s["hidden"], "intermediate_size": s["inter"],
+                "model_type": "gemma3_text", "num_attention_heads": s["heads"],
+                "num_hidden_layers": s["layers"], "num_key_value_heads": s["kv_heads"],
+                "rope_scaling": {"factor": s["factor"], "rope_type": "linear"},
+                "sliding_window": s["window"], "vocab_size": s["vocab"]},
             "tie_word_embeddings": False,
             "torch_dtype": "float32", "transformers_version": "4.50.0.dev0",
             "vision_config": dict(TINY_VISION),
@@ -152,30 +215,26 @@ def config_for(name):
                 "_sliding_window_pattern": 6, "attention_bias": False,
                 "attention_dropout": 0.0, "attn_logit_softcapping": None,
                 "bos_token_id": 2, "dtype": "float16", "eos_token_id": 1,
-                "final_logit_softcapping": None, "head_dim": 16,
-                "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 64,
-                "initializer_range": 0.02, "intermediate_size": 128,
-                "layer_types": ["sliding_attention", "sliding_attention", "full_attention",
-                                "sliding_attention", "sliding_attention", "full_attention"],
+                "final_logit_softcapping": None, "head_dim": s["head_dim"],
+                "hidden_activation": "gelu_pytorch_tanh", "hidden_size": s["hidden"],
+                "initializer_range": 0.02, "intermediate_size": s["inter"],
+                "layer_types": _layer_types(s["layer_types"]),
                 "max_position_embeddings": 131072, "model_type": "gemma3_text",
-                "num_attention_heads": 4, "num_hidden_layers": 6, "num_key_value_heads": 2,
-                "pad_token_id": 0, "query_pre_attn_scalar": 16, "rms_norm_eps": 1e-06,
+                "num_attention_heads": s["heads"], "num_hidden_layers": s["layers"],
+                "num_key_value_heads": s["kv_heads"],
+                "pad_token_id": 0, "query_pre_attn_scalar": s["qpas"], "rms_norm_eps": 1e-06,
                 "rope_parameters": {
-                    "full_attention": {"factor": 2.0, "rope_theta": 250000.0, "rope_type": "linear"},
-                    "sliding_attention": {"rope_theta": 20000.0, "rope_type": "default"}},
-                "sliding_window": 7, "tie_word_embeddings": True,
-                "use_bidirectional_attention": False, "use_cache": True, "vocab_size": 256},
+                    "full_attention": {"factor": s["factor"], "rope_theta": s["theta"], "rope_type": "linear"},
+                    "sliding_attention": {"rope_theta": s["local_theta"], "rope_type": "default"}},
+                "sliding_window": s["window"], "tie_word_embeddings": True,
+                "use_bidirectional_attention": False, "use_cache": True, "vocab_size": s["vocab"]},
             "tie_word_embeddings": True, "transformers_version": "5.17.0",
             "vision_config": dict(TINY_VISION, attention_dropout=0.0,
                                   hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-06,
                                   num_channels=3),
         }
     if name == "mlx4-g64-convert":  # the HF source config fed to mlx_lm.convert
-        return _hub_text(
-            head_dim=32, hidden_size=128, intermediate_size=256, num_attention_heads=4,
-            num_hidden_layers=6, num_key_value_heads=2, query_pre_attn_scalar=32,
-            rope_scaling={"factor": 8.0, "rope_type": "linear"}, sliding_window=5,
-            sliding_window_pattern=6, torch_dtype="float32", vocab_size=320)
+        return _hub_text(torch_dtype="float32", **_hub_sizes(s))
     if name == "mlx8-g32-vlm":
         q = {"group_size": 32, "bits": 8, "mode": "affine",
              "language_model.model.layers.2.mlp.down_proj": {"group_size": 128, "bits": 4, "mode": "affine"},
@@ -187,39 +246,43 @@ def config_for(name):
             "mm_tokens_per_image": 1, "model_type": "gemma3",
             "quantization": q, "quantization_config": copy.deepcopy(q),
             "text_config": {
-                "head_dim": 64, "hidden_size": 128, "intermediate_size": 256,
-                "model_type": "gemma3_text", "num_attention_heads": 2,
-                "num_hidden_layers": 6, "num_key_value_heads": 2,
-                "query_pre_attn_scalar": 64, "rms_norm_eps": 1e-06,
-                "rope_local_base_freq": 10000.0, "rope_theta": 1000000.0,
-                "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
-                "sliding_window": 6, "sliding_window_pattern": 2, "vocab_size": 300},
+                "head_dim": s["head_dim"], "hidden_size": s["hidden"], "intermediate_size": s["inter"],
+                "model_type": "gemma3_text", "num_attention_heads": s["heads"],
+                "num_hidden_layers": s["layers"], "num_key_value_heads": s["kv_heads"],
+                "query_pre_attn_scalar": s["qpas"], "rms_norm_eps": 1e-06,
+                "rope_local_base_freq": s["local_theta"], "rope_theta": s["theta"],
+                "rope_scaling": {"factor": s["factor"], "rope_type": "linear"},
+                "sliding_window": s["window"], "sliding_window_pattern": s["pattern"],
+                "vocab_size": s["vocab"]},
             "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
             "vision_config": dict(TINY_VISION),
         }
     if name == "mlx-mixed-bits":
         q = {"group_size": 64, "bits": 3, "mode": "affine"}
-        q.update(MIXED_OVERRIDES)
-        return _hub_text(
-            head_dim=32, hidden_size=128, intermediate_size=256, num_attention_heads=4,
-            num_hidden_layers=5, num_key_value_heads=2, query_pre_attn_scalar=40,
-            rope_scaling={"factor": 8.0, "rope_type": "linear"}, sliding_window=4,
-            sliding_window_pattern=5, torch_dtype="float16", vocab_size=280,
-            quantization=q, quantization_config=copy.deepcopy(q))
+        q.update(_mixed_overrides(s))
+        return _hub_text(torch_dtype="float16", quantization=q,
+                         quantization_config=copy.deepcopy(q), **_hub_sizes(s))
     raise KeyError(name)
 
 
-def _mixed_overrides():
+def _mixed_overrides(s):
     """Per-module (bits, group) for mlx-mixed-bits: default 3 bits / g64;
     embedding 6 bits / g64; the rest cycles through 2/3/5/6 bits and
-    g32/64/128; entries equal to the default are left out of the config."""
+    g32/64/128; entries equal to the default are left out of the config.
+    (Fresh sizes: a cycle entry whose group does not divide the module's input
+    width is skipped; the committed sizes divide by 128 everywhere.)"""
     cyc = [(2, 32), (3, 64), (5, 128), (6, 32), (2, 128), (5, 64), (6, 128), (3, 32)]
     mods = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+    in_dim = {m: s["hidden"] for m in mods}
+    in_dim["self_attn.o_proj"] = s["heads"] * s["head_dim"]
+    in_dim["mlp.down_proj"] = s["inter"]
     out = {"model.embed_tokens": {"group_size": 64, "bits": 6, "mode": "affine"}}
     i = 0
-    for l in range(5):
+    for l in range(s["layers"]):
         for m in mods:
+            while in_dim[m] % cyc[i % len(cyc)][1]:
+                i += 1
             b, g = cyc[i % len(cyc)]
             i += 1
             if (b, g) != (3, 64):
@@ -227,7 +290,110 @@ def _mixed_overrides():
     return out
 
 
-MIXED_OVERRIDES = _mixed_overrides()
+# ----------------------------------------------------------------------------
+# fresh (untuned) fixture sets: seeds and sizes drawn from one number
+# ----------------------------------------------------------------------------
+
+# per fixture: input widths must be multiples of these (hidden, heads*head_dim,
+# intermediate) -- the quantization group sizes its recipe uses -- plus the
+# weight bytes per parameter (incl. scales/biases) used to keep it < 2 MB.
+FRESH_RULES = {
+    "text-f32-hub": dict(align=(2, 2, 2), bpp=4.0),
+    "text-bf16-t5": dict(align=(2, 2, 2), bpp=2.0),
+    "mm-f32-hub-sharded": dict(align=(2, 2, 2), bpp=4.0, untied=True, vision=True, min_layers=6),
+    "mm-f16-t5names": dict(align=(2, 2, 2), bpp=2.0, vision=True),
+    "mlx4-g64-convert": dict(align=(64, 64, 64), bpp=0.5 + 8 / 64),      # 4 bit, f32 scales+biases
+    "mlx8-g32-vlm": dict(align=(32, 32, 128), bpp=1.0 + 4 / 32, untied=True, vision=True),
+    "mlx-mixed-bits": dict(align=(64, 64, 64), bpp=0.75 + 4 / 32),       # <= 6 bit, f16 scales+biases
+}
+FRESH_MAX_BYTES = 1_800_000   # estimate; the built folder is checked against 2 MB
+
+
+def _estimate_bytes(name, s):
+    r = FRESH_RULES[name]
+    D, L = s["hidden"], s["layers"]
+    qd, kvd = s["heads"] * s["head_dim"], s["kv_heads"] * s["head_dim"]
+    n = s["vocab"] * D * (2 if r.get("untied") else 1)
+    n += L * (2 * D * qd + 2 * D * kvd + 3 * D * s["inter"])
+    extra = 30_000 * 4 if r.get("vision") else 0
+    norms = (L * (4 * D + 2 * s["head_dim"]) + D) * 4
+    return int(n * r["bpp"] + extra + norms + 4 * s["vocab"] * 48)   # + ref logits (<= 48 tokens)
+
+
+def _log_uniform(rng, lo, hi, digits=2):
+    v = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    return float(f"{v:.{digits}g}")
+
+
+def draw_sizes(name, rng, ratio):
+    """Random sizes for fixture `name` that keep its recipe valid.  `ratio` is
+    the GQA ratio heads/kv_heads (1, 2 or 4)."""
+    base = SIZES[name]
+    r = FRESH_RULES[name]
+    ah, aq, af = r["align"]
+    for _ in range(1000):
+        s = {}
+        s["hidden"] = int(rng.choice(np.arange(max(32, ah), 161, ah)))
+        kv_max = {1: 6, 2: 4, 4: 2}[ratio]
+        s["kv_heads"] = int(rng.integers(1, kv_max + 1))
+        s["heads"] = s["kv_heads"] * ratio
+        H = s["heads"]
+        dh = [d for d in range(8, 73, 2) if (H * d) % aq == 0]
+        natural = s["hidden"] // H
+        if s["hidden"] % H == 0 and natural in dh and rng.random() < 0.3:
+            s["head_dim"] = natural                  # sometimes hidden / heads
+        else:
+            s["head_dim"] = int(rng.choice(dh))
+        s["inter"] = int(rng.choice(np.arange(max(32, af), 321, af)))
+        s["layers"] = int(rng.integers(r.get("min_layers", 5), 10))
+        s["vocab"] = int(rng.integers(200, 480))
+        n_tokens = int(rng.integers(24, 49))
+        s["window"] = int(rng.integers(2, min(9, (n_tokens - 1) // 2) + 1))   # < n_tokens / 2
+        s["qpas"] = s["head_dim"] if rng.random() < 0.3 else int(rng.integers(8, 257))
+        s["theta"] = _log_uniform(rng, 5e3, 5e6)
+        s["local_theta"] = _log_uniform(rng, 1e3, 1e5)
+        s["factor"] = float(rng.choice([1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.5, 16.0]))
+        L = s["layers"]
+        if "pattern" in base:
+            s["pattern"] = int(rng.integers(2, L + 1))   # at least one full layer
+        if "layer_types" in base:
+            # irregular, both kinds present, and different from what the
+            # config's _sliding_window_pattern (6) would give
+            p6 = "".join("G" if (i + 1) % 6 == 0 else "L" for i in range(L))
+            while True:
+                lt = "".join(rng.choice(["L", "G"], L, p=[0.65, 0.35]))
+                if "L" in lt and "G" in lt and lt != p6:
+                    break
+            s["layer_types"] = lt
+        if "final_softcap" in base:
+            s["final_softcap"] = float(rng.integers(8, 61)) / 2          # 4.0 .. 30.0
+        for k, v in base.items():                    # keys the fixture leaves out stay out
+            if v is None:
+                s[k] = None
+        s = {k: s[k] for k in base}                  # same keys, same order
+        if _estimate_bytes(name, s) <= FRESH_MAX_BYTES:
+            return s, n_tokens
+    raise RuntimeError(f"{name}: no sizes under the byte limit")
+
+
+def fresh_fixtures(seed):
+    """The fixture table with seeds and sizes derived from `seed`."""
+    ratios = [1, 2, 4, 1, 2, 4]
+    np.random.default_rng([seed, 0]).shuffle(ratios)
+    ratios.append(int(np.random.default_rng([seed, 1]).choice([1, 2, 4])))
+    out = []
+    for i, f in enumerate(FIXTURES):
+        rng = np.random.default_rng([seed, 100 + i])
+        sizes, n_tokens = draw_sizes(f["name"], rng, ratios[i])
+        wseed = int(np.random.SeedSequence([seed, 200 + i]).generate_state(1)[0] % 2**31)
+        out.append(dict(f, seed=wseed, n_tokens=n_tokens, sizes=sizes))
+    return out
+
+
+def use_fixtures(table):
+    global FIXTURES, BY_NAME
+    FIXTURES = table
+    BY_NAME = {f["name"]: f for f in FIXTURES}
 
 # ----------------------------------------------------------------------------
 # random weights
@@ -425,7 +591,7 @@ def write_tiny_tokenizer(d, vocab):
 def build_fixture(spec):
     name = spec["name"]
     rng = np.random.default_rng(spec["seed"])
-    cfg = config_for(name)
+    cfg = config_for(name, spec["sizes"])
     p = ng.text_params(cfg)
     d = fresh_dir(FIX / name)
     pt_meta = {"format": "pt"}
@@ -622,13 +788,31 @@ def dir_size(d):
 def cmd_build(args):
     FIX.mkdir(parents=True, exist_ok=True)
     names = args.only or [f["name"] for f in FIXTURES]
+    if args.fresh is not None:
+        table = {f["name"]: dict(seed=f["seed"], n_tokens=f["n_tokens"], sizes=f["sizes"],
+                                 estimated_bytes=_estimate_bytes(f["name"], f["sizes"]))
+                 for f in FIXTURES}
+        WORK.mkdir(parents=True, exist_ok=True)
+        write_json(WORK / "fresh.json", {"fresh_seed": args.fresh, "fixtures_dir": str(FIX),
+                                         "fixtures": table})
+        print(f"fresh set {args.fresh}: sizes in {WORK / 'fresh.json'}")
     for nm in names:
         spec = BY_NAME[nm]
-        print(f"== build {nm} (seed {spec['seed']})")
+        print(f"== build {nm} (seed {spec['seed']}, {spec['n_tokens']} tokens)")
         build_fixture(spec)
         p, tokens, qinfo = make_ref(spec)
         files = sorted(f.name for f in (FIX / nm).iterdir())
         print(f"   fixture files: {files}  ({dir_size(FIX / nm)} bytes)")
+        if args.fresh is not None:
+            # the text sizes as transformers will read them must be the drawn ones
+            sz = spec["sizes"]
+            for k, pk in (("hidden", "hidden"), ("heads", "heads"), ("kv_heads", "kv_heads"),
+                          ("head_dim", "head_dim"), ("inter", "inter"), ("layers", "layers"),
+                          ("vocab", "vocab"), ("window", "window")):
+                assert p[pk] == sz[k], (nm, k, p[pk], sz[k])
+            assert p["heads"] % p["kv_heads"] == 0 and p["head_dim"] % 2 == 0
+            assert 2 * p["window"] < len(tokens)
+            assert dir_size(FIX / nm) < 2_000_000, (nm, dir_size(FIX / nm))
         print(f"   text: hidden {p['hidden']} heads {p['heads']}/{p['kv_heads']} head_dim {p['head_dim']} "
               f"inter {p['inter']} layers {p['layers']} vocab {p['vocab']} window {p['window']} "
               f"qpas {p['qpas']} layer_types {''.join('G' if t == 'full_attention' else 'L' for t in p['layer_types'])} "
@@ -645,7 +829,7 @@ def cmd_build(args):
         margin = top2[:, 1] - top2[:, 0]
         print(f"   numpy: max|logit| {np.abs(lg).max():.3f}  std {lg.std():.3f}  "
               f"median top1-top2 margin {np.median(margin):.3f}  min {margin.min():.4f}")
-    print(f"total tests/fixtures/gemma3: {dir_size(FIX)} bytes")
+    print(f"total {FIX}: {dir_size(FIX)} bytes")
 
 
 # ----------------------------------------------------------------------------
@@ -959,27 +1143,53 @@ def cmd_collect(args):
         write_json(d / "fixture.json", fj)
         print(f"{nm}: {dir_size(d)} bytes, max|logit| {fj['max_abs_logit']}, mlx {have_mlx}")
     (FIX / "MANIFEST").write_text("\n".join(names) + "\n")
-    print(f"total tests/fixtures/gemma3: {dir_size(FIX)} bytes")
+    print(f"total {FIX}: {dir_size(FIX)} bytes")
     return 0
+
+
+def _global_options(parser, default):
+    """--fixtures-dir / --work-dir / --fresh, accepted before and after the
+    subcommand (the subparsers use SUPPRESS so they do not reset the values)."""
+    parser.add_argument("--fixtures-dir", default=default,
+                        help="fixture folders (default tests/fixtures/gemma3; "
+                             "with --fresh SEED: .refwork/fresh-SEED/fixtures)")
+    parser.add_argument("--work-dir", default=default,
+                        help="scratch root for hf/, out/, src/, convert/ (default .refwork; "
+                             "with --fresh SEED: .refwork/fresh-SEED)")
+    parser.add_argument("--fresh", type=int, default=default, metavar="SEED",
+                        help="untuned set: seeds and sizes derived from SEED (same layouts/recipes)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _global_options(ap, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sp = ap.add_subparsers(dest="cmd", required=True)
-    b = sp.add_parser("build")
+    b = sp.add_parser("build", parents=[common])
     b.add_argument("--only", nargs="*")
-    h = sp.add_parser("hf")
+    h = sp.add_parser("hf", parents=[common])
     h.add_argument("--only", nargs="*")
     h.add_argument("--cpu", action="store_true", help="force CPU even if CUDA is available")
     h.add_argument("--out", help="output folder (default .refwork/out/hf)")
     h.add_argument("--tar", help="also pack the output folder into this tar file")
-    m = sp.add_parser("mlx")
+    m = sp.add_parser("mlx", parents=[common])
     m.add_argument("--only", nargs="*")
     m.add_argument("--native", action="store_true",
                    help="ref_mlx.f32 in the checkpoint dtype instead of float32-upcast params")
-    c = sp.add_parser("collect")
+    c = sp.add_parser("collect", parents=[common])
     c.add_argument("--hf-tar", help="tar written by `hf --tar` (default: use .refwork/out/hf)")
     a = ap.parse_args()
+    fix, work = a.fixtures_dir, a.work_dir
+    if a.fresh is not None:
+        base = DEFAULT_WORK / f"fresh-{a.fresh}"
+        fix = fix or base / "fixtures"
+        work = work or base
+        if Path(fix).resolve() == DEFAULT_FIX.resolve():
+            ap.error("--fresh must not write into tests/fixtures/gemma3")
+        use_fixtures(fresh_fixtures(a.fresh))
+    set_paths(fix or DEFAULT_FIX, work or DEFAULT_WORK)
+    print(f"fixtures: {FIX}  work: {WORK}" + (f"  fresh seed {a.fresh}" if a.fresh is not None else ""))
     rc = {"build": cmd_build, "hf": cmd_hf, "mlx": cmd_mlx, "collect": cmd_collect}[a.cmd](a)
     sys.exit(rc or 0)
 
