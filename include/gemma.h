@@ -54,7 +54,8 @@ typedef enum {
     GEMMA_ERR_UNSUPPORTED = 4,  /* valid input we do not implement (architecture, option) */
     GEMMA_ERR_NOMEM = 5,        /* allocation failed */
     GEMMA_ERR_CONTEXT_FULL = 6, /* the session has no room for more tokens */
-    GEMMA_ERR_INTERNAL = 7
+    GEMMA_ERR_INTERNAL = 7,
+    GEMMA_ERR_BUFFER = 8        /* the caller's output buffer is too small; the needed size was reported */
 } gemma_status;
 
 #define GEMMA_ERROR_MESSAGE_MAX 512
@@ -138,6 +139,57 @@ GEMMA_API int gemma_session_context_size(const gemma_session *session);
 GEMMA_API void gemma_session_reset(gemma_session *session);         /* empty the cache */
 GEMMA_API gemma_status gemma_session_set_threads(gemma_session *session, int n_threads, gemma_error *err);
 GEMMA_API int gemma_session_threads(const gemma_session *session);
+
+/* ------------------------------------------------------------- tokenizer */
+
+/* The model's tokenizer, from Hugging Face tokenizer.json (Gemma 3: BPE with
+ * byte fallback).  Ids and text are exactly what HF tokenizers produces. */
+typedef struct gemma_tokenizer gemma_tokenizer;
+
+/* `path` is a tokenizer.json file or a directory holding one. */
+GEMMA_API gemma_status gemma_tokenizer_load(const char *path, gemma_tokenizer **out, gemma_error *err);
+GEMMA_API void gemma_tokenizer_free(gemma_tokenizer *tok);
+GEMMA_API int gemma_tokenizer_vocab_size(const gemma_tokenizer *tok);   /* ids are 0 .. size-1 */
+GEMMA_API int32_t gemma_tokenizer_bos(const gemma_tokenizer *tok);      /* -1 if none */
+
+enum {
+    GEMMA_TOKENIZE_ADD_BOS = 1,        /* prepend <bos> (the post-processor's template) */
+    GEMMA_TOKENIZE_NO_SPECIAL = 2      /* do not match special tokens written in the text */
+};
+
+/* Encode `len` bytes of UTF-8.  Added and special tokens written in the text
+ * become their ids.  *n_ids receives the number of ids; if it exceeds `cap`
+ * the call returns GEMMA_ERR_BUFFER and `ids` holds the first `cap` (ids may
+ * be NULL with cap 0 to count).  len + 1 ids always suffice.  Invalid UTF-8
+ * is rejected with GEMMA_ERR_ARG naming the byte offset. */
+GEMMA_API gemma_status gemma_tokenize(const gemma_tokenizer *tok, const char *text, size_t len, int flags,
+                                      int32_t *ids, size_t cap, size_t *n_ids, gemma_error *err);
+
+/* The vocabulary entry of an id as stored (e.g. "▁patient", "<0x0A>"), NUL-terminated; NULL if out of range. */
+GEMMA_API const char *gemma_token_piece(const gemma_tokenizer *tok, int32_t id);
+/* The id of a vocabulary entry or added token, -1 if there is none. */
+GEMMA_API int32_t gemma_token_id(const gemma_tokenizer *tok, const char *piece);
+GEMMA_API int gemma_token_is_special(const gemma_tokenizer *tok, int32_t id);
+
+enum { GEMMA_DETOKENIZE_SKIP_SPECIAL = 1 };
+
+/* Decode ids to UTF-8 exactly as HF tokenizers' decode does ("▁" -> " ",
+ * <0xHH> runs reassembled, an invalid run becomes one U+FFFD per byte).
+ * Writes a NUL-terminated string; *len receives its length (without NUL);
+ * returns GEMMA_ERR_BUFFER if cap <= *len. */
+GEMMA_API gemma_status gemma_detokenize(const gemma_tokenizer *tok, const int32_t *ids, size_t n, int flags,
+                                        char *out, size_t cap, size_t *len, gemma_error *err);
+
+/* Streaming decoding for printing tokens as they are generated: never emits
+ * half a UTF-8 character.  push() writes the bytes that became complete
+ * (at most GEMMA_DETOKENIZER_MAX_OUT per call) and returns their count. */
+#define GEMMA_DETOKENIZER_MAX_OUT 4096
+typedef struct gemma_detokenizer gemma_detokenizer;
+GEMMA_API gemma_detokenizer *gemma_detokenizer_create(const gemma_tokenizer *tok, int flags);
+GEMMA_API size_t gemma_detokenizer_push(gemma_detokenizer *d, int32_t id, char *out);
+/* Emit whatever is pending (an incomplete UTF-8 tail becomes U+FFFD per byte). */
+GEMMA_API size_t gemma_detokenizer_flush(gemma_detokenizer *d, char *out);
+GEMMA_API void gemma_detokenizer_free(gemma_detokenizer *d);
 
 /* ------------------------------------------------------------------- cpu */
 

@@ -36,6 +36,7 @@ const char *gemma_status_name(gemma_status code) {
     case GEMMA_ERR_NOMEM: return "out of memory";
     case GEMMA_ERR_CONTEXT_FULL: return "context full";
     case GEMMA_ERR_INTERNAL: return "internal error";
+    case GEMMA_ERR_BUFFER: return "buffer too small";
     }
     return "unknown error";
 }

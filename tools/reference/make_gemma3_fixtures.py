@@ -333,11 +333,17 @@ def draw_sizes(name, rng, ratio):
     ah, aq, af = r["align"]
     for _ in range(1000):
         s = {}
-        s["hidden"] = int(rng.choice(np.arange(max(32, ah), 161, ah)))
         kv_max = {1: 6, 2: 4, 4: 2}[ratio]
         s["kv_heads"] = int(rng.integers(1, kv_max + 1))
         s["heads"] = s["kv_heads"] * ratio
         H = s["heads"]
+        # transformers 5.17 (Gemma3TextConfig.validate_architecture) rejects
+        # hidden % heads != 0, even with an explicit head_dim
+        step = math.lcm(ah, H)
+        hid = np.arange(step * math.ceil(32 / step), 161, step)
+        if len(hid) == 0:
+            continue
+        s["hidden"] = int(rng.choice(hid))
         dh = [d for d in range(8, 73, 2) if (H * d) % aq == 0]
         natural = s["hidden"] // H
         if s["hidden"] % H == 0 and natural in dh and rng.random() < 0.3:
@@ -370,7 +376,8 @@ def draw_sizes(name, rng, ratio):
         for k, v in base.items():                    # keys the fixture leaves out stay out
             if v is None:
                 s[k] = None
-        s = {k: s[k] for k in base}                  # same keys, same order
+        s = {k: s[k] for k in ["hidden", "heads", "kv_heads"] + [k for k in base if k not in
+                                                                 ("hidden", "heads", "kv_heads")]}
         if _estimate_bytes(name, s) <= FRESH_MAX_BYTES:
             return s, n_tokens
     raise RuntimeError(f"{name}: no sizes under the byte limit")
