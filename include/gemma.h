@@ -103,6 +103,13 @@ GEMMA_API const char *gemma_model_arch(const gemma_model *model);  /* e.g. "gemm
 GEMMA_API const char *gemma_model_describe(const gemma_model *model);
 /* Bytes of weights that stay mapped (what a decode step may read). */
 GEMMA_API uint64_t gemma_model_weight_bytes(const gemma_model *model);
+/* Number of weights (parameters) of the loaded text model. */
+GEMMA_API uint64_t gemma_model_param_count(const gemma_model *model);
+/* The directory the model was loaded from (tokenizer and chat template live there). */
+GEMMA_API const char *gemma_model_path(const gemma_model *model);
+/* Ids that end a reply: eos_token_id of config.json and generation_config.json
+ * (Gemma 3: 1 and 106).  Writes up to cap ids, returns how many there are. */
+GEMMA_API size_t gemma_model_stop_tokens(const gemma_model *model, int32_t *ids, size_t cap);
 
 /* --------------------------------------------------------------- session */
 
@@ -116,6 +123,8 @@ typedef struct {
 } gemma_session_options;
 
 GEMMA_API gemma_session_options gemma_session_default_options(void);
+/* Heap bytes a session with these options will allocate (KV cache + activations). */
+GEMMA_API uint64_t gemma_session_memory_bytes(const gemma_model *model, const gemma_session_options *opts);
 
 GEMMA_API gemma_status gemma_session_create(gemma_model *model, const gemma_session_options *opts,
                                             gemma_session **out, gemma_error *err);
@@ -259,6 +268,10 @@ typedef struct {
 typedef struct gemma_sampler gemma_sampler;
 
 GEMMA_API gemma_sampler_params gemma_sampler_default_params(void);
+/* The model's own defaults: generation_config.json's do_sample / temperature /
+ * top_k / top_p / min_p when present, else Gemma's published defaults
+ * (temperature 1, top_k 64, top_p 0.95).  The seed is left 0. */
+GEMMA_API gemma_sampler_params gemma_model_sampler_params(const gemma_model *model);
 /* Order of operations (as HF generate): logit bias, repetition/presence/frequency
  * penalties, temperature, top-k, top-p, min-p, then a draw.  Allocates its
  * buffers once; sampling allocates nothing. */

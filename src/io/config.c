@@ -337,6 +337,43 @@ gemma_status gm_config_parse(gm_config *cfg, const char *path, const char *text,
     return parse_quantization(&c, root, cfg);
 }
 
+static void add_eos(gm_config *cfg, int id) {
+    for (int i = 0; i < cfg->n_eos; i++)
+        if (cfg->eos_token_ids[i] == id) return;
+    if (cfg->n_eos < GM_MAX_EOS) cfg->eos_token_ids[cfg->n_eos++] = id;
+}
+
+gemma_status gm_config_parse_generation(gm_config *cfg, const char *path, const char *text, size_t len,
+                                        gemma_error *err) {
+    char jerr[160];
+    gm_json_limits lim = {.max_bytes = 1u << 20, .max_depth = 16};
+    gm_json_doc *doc = gm_json_parse(text, len, &lim, jerr, sizeof jerr);
+    if (!doc) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: not valid JSON: %s", path, jerr);
+    const gm_json *r = gm_json_root(doc), *eos = gm_json_get(r, "eos_token_id");
+    ctx c = {.path = path, .section = "", .err = err};
+    int64_t v;
+    gemma_status st = GEMMA_OK;
+    if (!gm_json_is(r, GM_JSON_OBJECT)) {
+        st = gm_fail(err, GEMMA_ERR_FORMAT, "%s: not a JSON object", path);
+        goto done;
+    }
+    if (gm_json_is(eos, GM_JSON_ARRAY)) {
+        for (size_t i = 0; i < gm_json_count(eos); i++)
+            if (gm_json_int(gm_json_at(eos, i), &v) && v >= 0 && v < cfg->vocab_size) add_eos(cfg, (int)v);
+    } else if (gm_json_int(eos, &v) && v >= 0 && v < cfg->vocab_size) {
+        add_eos(cfg, (int)v);
+    }
+    cfg->has_generation_config = 1;
+    if ((st = get_bool(&c, r, "do_sample", 0, &cfg->gen_do_sample))) goto done;
+    if ((st = get_num(&c, r, "temperature", 1.0, &cfg->gen_temperature))) goto done;
+    if ((st = get_int(&c, r, "top_k", 0, 0, 1 << 30, &cfg->gen_top_k))) goto done;
+    if ((st = get_num(&c, r, "top_p", 1.0, &cfg->gen_top_p))) goto done;
+    if (gm_json_number(gm_json_get(r, "min_p"), &cfg->gen_min_p) == 0) cfg->gen_min_p = 0;
+done:
+    gm_json_free(doc);
+    return st;
+}
+
 void gm_config_free(gm_config *cfg) {
     if (!cfg) return;
     free(cfg->layers);

@@ -43,6 +43,12 @@ typedef struct {
     int eos_token_ids[GM_MAX_EOS];
     int n_eos;
 
+    /* generation_config.json (optional): stop ids join eos_token_ids; sampling defaults */
+    int has_generation_config;
+    int gen_do_sample;
+    double gen_temperature, gen_top_p, gen_min_p;
+    int gen_top_k;
+
     /* MLX quantization: the global entry, and the object holding per-module
      * overrides (a pointer into `doc`, which the config owns). */
     int has_quantization;
@@ -55,6 +61,11 @@ typedef struct {
 /* Parse config.json text.  `path` is used in messages only. */
 gemma_status gm_config_parse(gm_config *cfg, const char *path, const char *text, size_t len, gemma_error *err);
 void gm_config_free(gm_config *cfg);
+
+/* Merge generation_config.json: its eos_token_id(s) are added to the stop ids,
+ * its sampling fields become the defaults. */
+gemma_status gm_config_parse_generation(gm_config *cfg, const char *path, const char *text, size_t len,
+                                        gemma_error *err);
 
 /* The quantization that config.json declares for a module ("model.layers.0.mlp.down_proj"):
  * the per-module override if present, else the global default; bits = 0 if the

@@ -141,6 +141,13 @@ gemma_status gm_modeldir_open(gm_modeldir *md, const char *path, gemma_error *er
     st = gm_config_parse(&md->cfg, p, text, len, err);
     free(text);
     if (st) goto fail;
+    if ((st = join(p, sizeof p, md->dir, "generation_config.json", err))) goto fail;
+    if (file_exists(p)) {
+        if ((st = gm_read_file(p, 1u << 20, &text, &len, err))) goto fail;
+        st = gm_config_parse_generation(&md->cfg, p, text, len, err);
+        free(text);
+        if (st) goto fail;
+    }
 
     if ((st = join(p, sizeof p, md->dir, "model.safetensors.index.json", err))) goto fail;
     if (file_exists(p)) {

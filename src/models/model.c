@@ -71,3 +71,38 @@ int gemma_model_max_context(const gemma_model *m) { return m ? m->cfg->max_posit
 const char *gemma_model_arch(const gemma_model *m) { return m ? m->cfg->model_type : ""; }
 const char *gemma_model_describe(const gemma_model *m) { return m ? m->description : ""; }
 uint64_t gemma_model_weight_bytes(const gemma_model *m) { return m ? m->weight_bytes : 0; }
+const char *gemma_model_path(const gemma_model *m) { return m ? m->md.dir : ""; }
+
+uint64_t gemma_model_param_count(const gemma_model *m) {
+    if (!m) return 0;
+    const gm_config *c = m->cfg;
+    uint64_t D = (uint64_t)c->hidden_size, Dh = (uint64_t)c->head_dim, F = (uint64_t)c->intermediate_size;
+    uint64_t q = (uint64_t)c->n_heads * Dh, kv = (uint64_t)c->n_kv_heads * Dh;
+    uint64_t layer = D * q + 2 * D * kv + q * D + 3 * D * F + 4 * D + 2 * Dh;
+    uint64_t n = (uint64_t)c->vocab_size * D + D + layer * (uint64_t)c->n_layers;
+    if (m->lm_head.data != m->embed.data) n += (uint64_t)c->vocab_size * D;
+    return n;
+}
+
+size_t gemma_model_stop_tokens(const gemma_model *m, int32_t *ids, size_t cap) {
+    if (!m) return 0;
+    size_t n = (size_t)m->cfg->n_eos;
+    for (size_t i = 0; i < n && i < cap; i++) ids[i] = m->cfg->eos_token_ids[i];
+    return n;
+}
+
+gemma_sampler_params gemma_model_sampler_params(const gemma_model *m) {
+    gemma_sampler_params p = gemma_sampler_default_params();
+    if (m && m->cfg->has_generation_config) {
+        if (!m->cfg->gen_do_sample) return p;   /* greedy */
+        p.temperature = (float)m->cfg->gen_temperature;
+        p.top_k = m->cfg->gen_top_k;
+        p.top_p = (float)m->cfg->gen_top_p;
+        p.min_p = (float)m->cfg->gen_min_p;
+        return p;
+    }
+    p.temperature = 1.0f;
+    p.top_k = 64;
+    p.top_p = 0.95f;
+    return p;
+}

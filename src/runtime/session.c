@@ -26,24 +26,40 @@ static gemma_status make_pool(gemma_session *s, int n_threads, gemma_error *err)
     return GEMMA_OK;
 }
 
-static gemma_status alloc_buffers(gemma_session *s, int max_threads, gemma_error *err) {
-    const gm_config *c = s->model->cfg;
-    const gemma_allocator *a = &s->allocator;
-    size_t nb = (size_t)s->n_batch;
+/* The activation buffers of a session, in one table used both to allocate
+ * them and to estimate memory before creating a session. */
+typedef struct {
+    float **p;
+    size_t n;
+} buffer_spec;
+
+enum { N_BUFFERS = 11 };
+
+static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, int n_batch, int max_threads,
+                         buffer_spec *b) {
+    const gm_config *c = model->cfg;
+    size_t nb = (size_t)n_batch;
     size_t D = (size_t)c->hidden_size, qdim = (size_t)c->n_heads * c->head_dim;
     size_t kvdim = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->intermediate_size;
-    size_t per_thread = gm_matmul_scratch_floats(s->model->max_cols);
-    struct { float **p; size_t n; } bufs[] = {
+    size_t per_thread = gm_matmul_scratch_floats(model->max_cols);
+    buffer_spec t[N_BUFFERS] = {
         {&s->x, nb * D},       {&s->xb, nb * D},      {&s->q, nb * qdim},
         {&s->kn, nb * kvdim},  {&s->vn, nb * kvdim},  {&s->att, nb * qdim},
         {&s->gate, nb * F},    {&s->up, nb * F},
-        {&s->scores, (size_t)max_threads * (size_t)s->n_ctx},
+        {&s->scores, (size_t)max_threads * (size_t)n_ctx},
         {&s->mm_buffers, (size_t)max_threads * per_thread},
-        {&s->mm.xsum, gm_matmul_xsum_floats(s->n_batch, s->model->max_cols)},
+        {&s->mm.xsum, gm_matmul_xsum_floats(n_batch, model->max_cols)},
     };
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+    memcpy(b, t, sizeof t);
+}
+
+static gemma_status alloc_buffers(gemma_session *s, int max_threads, gemma_error *err) {
+    buffer_spec bufs[N_BUFFERS];
+    buffer_table(s, s->model, s->n_ctx, s->n_batch, max_threads, bufs);
+    size_t per_thread = gm_matmul_scratch_floats(s->model->max_cols);
+    for (size_t i = 0; i < N_BUFFERS; i++) {
         size_t bytes;
-        if (!gm_mul_size(bufs[i].n, sizeof(float), &bytes) || !(*bufs[i].p = gm_alloc(a, bytes)))
+        if (!gm_mul_size(bufs[i].n, sizeof(float), &bytes) || !(*bufs[i].p = gm_alloc(&s->allocator, bytes)))
             return gm_fail(err, GEMMA_ERR_NOMEM, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx,
                            s->n_batch);
     }
@@ -54,24 +70,58 @@ static gemma_status alloc_buffers(gemma_session *s, int max_threads, gemma_error
     return GEMMA_OK;
 }
 
+/* Fill defaults and check ranges; the worker count the buffers are sized for. */
+static gemma_status resolve_options(const gemma_model *model, const gemma_session_options *opts,
+                                    gemma_session_options *o, int *max_threads, gemma_error *err) {
+    *o = opts ? *opts : gemma_session_default_options();
+    const gm_config *c = model->cfg;
+    if (o->n_ctx < 0 || o->n_batch < 0 || o->n_threads < 0 || o->n_threads > MAX_THREADS)
+        return gm_fail(err, GEMMA_ERR_ARG, "session options out of range (n_ctx %d, n_batch %d, n_threads %d)",
+                       o->n_ctx, o->n_batch, o->n_threads);
+    if (o->n_ctx == 0) o->n_ctx = c->max_position_embeddings < DEFAULT_CTX ? c->max_position_embeddings : DEFAULT_CTX;
+    if (o->n_ctx > c->max_position_embeddings)
+        return gm_fail(err, GEMMA_ERR_ARG, "n_ctx %d exceeds the model's max_position_embeddings %d", o->n_ctx,
+                       c->max_position_embeddings);
+    if (o->n_batch == 0) o->n_batch = DEFAULT_BATCH;
+    if (o->n_batch > o->n_ctx) o->n_batch = o->n_ctx;
+    if (o->n_threads == 0) o->n_threads = gm_cpu_count();
+    /* room for set_threads to double the pool later */
+    *max_threads = MAX_THREADS < o->n_threads * 2 ? MAX_THREADS : o->n_threads * 2;
+    return GEMMA_OK;
+}
+
+static void kv_windows(const gm_config *c, int *window_of) {
+    for (int l = 0; l < c->n_layers; l++) window_of[l] = c->layers[l].sliding ? c->sliding_window : 0;
+}
+
+uint64_t gemma_session_memory_bytes(const gemma_model *model, const gemma_session_options *opts) {
+    gemma_session_options o;
+    int max_threads;
+    if (!model || resolve_options(model, opts, &o, &max_threads, NULL)) return 0;
+    const gm_config *c = model->cfg;
+    uint64_t kv_dim = (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim, total = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        int cap = c->layers[l].sliding && c->sliding_window < o.n_ctx ? c->sliding_window : o.n_ctx;
+        total += 2 * (uint64_t)cap * kv_dim * sizeof(float);
+    }
+    gemma_session dummy;
+    buffer_spec bufs[N_BUFFERS];
+    buffer_table(&dummy, model, o.n_ctx, o.n_batch, max_threads, bufs);
+    for (size_t i = 0; i < N_BUFFERS; i++) total += bufs[i].n * sizeof(float);
+    return total;
+}
+
 gemma_status gemma_session_create(gemma_model *model, const gemma_session_options *opts, gemma_session **out,
                                   gemma_error *err) {
     gm_ok(err);
     if (!out) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_create: out is NULL");
     *out = NULL;
     if (!model) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_create: model is NULL");
-    gemma_session_options o = opts ? *opts : gemma_session_default_options();
+    gemma_session_options o;
+    int max_threads;
+    gemma_status st = resolve_options(model, opts, &o, &max_threads, err);
+    if (st) return st;
     const gm_config *c = model->cfg;
-    if (o.n_ctx < 0 || o.n_batch < 0 || o.n_threads < 0 || o.n_threads > MAX_THREADS)
-        return gm_fail(err, GEMMA_ERR_ARG, "session options out of range (n_ctx %d, n_batch %d, n_threads %d)",
-                       o.n_ctx, o.n_batch, o.n_threads);
-    if (o.n_ctx == 0) o.n_ctx = c->max_position_embeddings < DEFAULT_CTX ? c->max_position_embeddings : DEFAULT_CTX;
-    if (o.n_ctx > c->max_position_embeddings)
-        return gm_fail(err, GEMMA_ERR_ARG, "n_ctx %d exceeds the model's max_position_embeddings %d", o.n_ctx,
-                       c->max_position_embeddings);
-    if (o.n_batch == 0) o.n_batch = DEFAULT_BATCH;
-    if (o.n_batch > o.n_ctx) o.n_batch = o.n_ctx;
-    if (o.n_threads == 0) o.n_threads = gm_cpu_count();
 
     gemma_session *s = calloc(1, sizeof *s);
     if (!s) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
@@ -79,16 +129,17 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_option
     s->k = gm_kernels_get();
     s->n_ctx = o.n_ctx;
     s->n_batch = o.n_batch;
-    if (o.allocator) s->allocator = *o.allocator;
-    else s->allocator = model->allocator;
+    s->allocator = o.allocator ? *o.allocator : model->allocator;
 
     int *window_of = calloc((size_t)c->n_layers, sizeof(int));
-    gemma_status st = window_of ? GEMMA_OK : gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
-    for (int l = 0; !st && l < c->n_layers; l++) window_of[l] = c->layers[l].sliding ? c->sliding_window : 0;
-    if (!st) st = gm_kvcache_init(&s->kv, c->n_layers, window_of, c->n_kv_heads * c->head_dim, s->n_ctx,
-                                  &s->allocator, err);
+    st = window_of ? GEMMA_OK : gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+    if (!st) {
+        kv_windows(c, window_of);
+        st = gm_kvcache_init(&s->kv, c->n_layers, window_of, c->n_kv_heads * c->head_dim, s->n_ctx, &s->allocator,
+                             err);
+    }
     free(window_of);
-    if (!st) st = alloc_buffers(s, MAX_THREADS < o.n_threads * 2 ? MAX_THREADS : o.n_threads * 2, err);
+    if (!st) st = alloc_buffers(s, max_threads, err);
     if (!st) st = make_pool(s, o.n_threads, err);
     if (st) {
         gemma_session_free(s);
@@ -102,9 +153,9 @@ void gemma_session_free(gemma_session *s) {
     if (!s) return;
     gm_pool_free(s->pool);
     gm_kvcache_free(&s->kv);
-    const gemma_allocator *a = &s->allocator;
-    float *bufs[] = {s->x, s->xb, s->q, s->kn, s->vn, s->att, s->gate, s->up, s->scores, s->mm_buffers, s->mm.xsum};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gm_free(a, bufs[i]);
+    buffer_spec bufs[N_BUFFERS];
+    buffer_table(s, s->model, s->n_ctx, s->n_batch, 1, bufs);
+    for (size_t i = 0; i < N_BUFFERS; i++) gm_free(&s->allocator, *bufs[i].p);
     free(s->mm.per_thread);
     free(s);
 }
