@@ -119,6 +119,7 @@ typedef struct {
     int n_ctx;       /* max tokens in the session; 0 = min(model max, 4096) */
     int n_batch;     /* max tokens per internal prefill step; 0 = 512 */
     int n_threads;   /* worker threads; 0 = number of online CPUs */
+    int n_rewind;    /* how far gemma_session_rewind may go back; 0 = 256 (-1 = none) */
     const gemma_allocator *allocator;  /* NULL = malloc */
 } gemma_session_options;
 
@@ -146,6 +147,11 @@ GEMMA_API gemma_status gemma_session_eval(gemma_session *session, const int32_t 
 GEMMA_API int gemma_session_position(const gemma_session *session);  /* tokens in the cache */
 GEMMA_API int gemma_session_context_size(const gemma_session *session);
 GEMMA_API void gemma_session_reset(gemma_session *session);         /* empty the cache */
+/* Keep only the first n_keep tokens of the cache, to continue differently
+ * from there (a chat turn whose prompt shares a prefix with the cache).
+ * Sliding-window layers keep n_rewind extra entries so this works for up to
+ * n_rewind tokens back; further back fails with GEMMA_ERR_ARG (reset instead). */
+GEMMA_API gemma_status gemma_session_rewind(gemma_session *session, int n_keep, gemma_error *err);
 GEMMA_API gemma_status gemma_session_set_threads(gemma_session *session, int n_threads, gemma_error *err);
 GEMMA_API int gemma_session_threads(const gemma_session *session);
 
@@ -211,12 +217,14 @@ typedef enum { GEMMA_PART_TEXT = 0, GEMMA_PART_IMAGE = 1, GEMMA_PART_OTHER = 2 }
 
 typedef struct {
     gemma_part_type type;
-    const char *text;            /* TEXT: the text (NULL renders as empty); otherwise unused */
+    const char *text;            /* the part's text (NULL: none); a system message uses its first part's */
+    size_t text_len;             /* 0: NUL-terminated */
 } gemma_chat_part;
 
 typedef struct {
     const char *role;            /* "system", "user", "assistant" (or "model"), ... */
     const char *content;         /* string content, or NULL to use parts */
+    size_t content_len;          /* 0: NUL-terminated */
     const gemma_chat_part *parts;/* list content (used when content is NULL and parts is not NULL) */
     size_t n_parts;
 } gemma_chat_message;

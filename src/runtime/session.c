@@ -10,6 +10,7 @@
 
 #define DEFAULT_CTX 4096
 #define DEFAULT_BATCH 512
+#define DEFAULT_REWIND 256
 #define MAX_THREADS 256
 
 gemma_session_options gemma_session_default_options(void) {
@@ -85,13 +86,18 @@ static gemma_status resolve_options(const gemma_model *model, const gemma_sessio
     if (o->n_batch == 0) o->n_batch = DEFAULT_BATCH;
     if (o->n_batch > o->n_ctx) o->n_batch = o->n_ctx;
     if (o->n_threads == 0) o->n_threads = gm_cpu_count();
+    if (o->n_rewind < -1) return gm_fail(err, GEMMA_ERR_ARG, "session option n_rewind %d out of range", o->n_rewind);
+    if (o->n_rewind == 0) o->n_rewind = DEFAULT_REWIND;
+    if (o->n_rewind < 0) o->n_rewind = 0;
     /* room for set_threads to double the pool later */
     *max_threads = MAX_THREADS < o->n_threads * 2 ? MAX_THREADS : o->n_threads * 2;
     return GEMMA_OK;
 }
 
-static void kv_windows(const gm_config *c, int *window_of) {
-    for (int l = 0; l < c->n_layers; l++) window_of[l] = c->layers[l].sliding ? c->sliding_window : 0;
+/* Ring size per layer: 0 = global (full context); sliding layers keep their
+ * window plus the rewind room. */
+static void kv_windows(const gm_config *c, int n_rewind, int *window_of) {
+    for (int l = 0; l < c->n_layers; l++) window_of[l] = c->layers[l].sliding ? c->sliding_window + n_rewind : 0;
 }
 
 uint64_t gemma_session_memory_bytes(const gemma_model *model, const gemma_session_options *opts) {
@@ -101,7 +107,8 @@ uint64_t gemma_session_memory_bytes(const gemma_model *model, const gemma_sessio
     const gm_config *c = model->cfg;
     uint64_t kv_dim = (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim, total = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        int cap = c->layers[l].sliding && c->sliding_window < o.n_ctx ? c->sliding_window : o.n_ctx;
+        int ring = c->sliding_window + o.n_rewind;
+        int cap = c->layers[l].sliding && ring < o.n_ctx ? ring : o.n_ctx;
         total += 2 * (uint64_t)cap * kv_dim * sizeof(float);
     }
     gemma_session dummy;
@@ -129,12 +136,13 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_option
     s->k = gm_kernels_get();
     s->n_ctx = o.n_ctx;
     s->n_batch = o.n_batch;
+    s->n_rewind = o.n_rewind;
     s->allocator = o.allocator ? *o.allocator : model->allocator;
 
     int *window_of = calloc((size_t)c->n_layers, sizeof(int));
     st = window_of ? GEMMA_OK : gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
     if (!st) {
-        kv_windows(c, window_of);
+        kv_windows(c, o.n_rewind, window_of);
         st = gm_kvcache_init(&s->kv, c->n_layers, window_of, c->n_kv_heads * c->head_dim, s->n_ctx, &s->allocator,
                              err);
     }
@@ -193,6 +201,24 @@ int gemma_session_context_size(const gemma_session *s) { return s ? s->n_ctx : 0
 void gemma_session_reset(gemma_session *s) {
     if (s) s->pos = 0;
 }
+gemma_status gemma_session_rewind(gemma_session *s, int n_keep, gemma_error *err) {
+    gm_ok(err);
+    if (!s) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_rewind: session is NULL");
+    if (n_keep < 0 || n_keep > s->pos)
+        return gm_fail(err, GEMMA_ERR_ARG, "cannot keep %d tokens: the session holds %d", n_keep, s->pos);
+    /* a sliding ring of cap entries still holds the window before n_keep if
+     * no position written since overwrote it: pos - n_keep <= cap - window */
+    const gm_config *c = s->model->cfg;
+    for (int l = 0; l < c->n_layers; l++) {
+        int cap = s->kv.layers[l].cap;
+        if (c->layers[l].sliding && cap < s->n_ctx && s->pos - n_keep > cap - c->sliding_window)
+            return gm_fail(err, GEMMA_ERR_ARG, "cannot go back %d tokens (at most %d with n_rewind %d)",
+                           s->pos - n_keep, cap - c->sliding_window, s->n_rewind);
+    }
+    s->pos = n_keep;
+    return GEMMA_OK;
+}
+
 int gemma_session_threads(const gemma_session *s) { return s ? s->n_threads : 0; }
 
 gemma_status gemma_session_set_threads(gemma_session *s, int n_threads, gemma_error *err) {

@@ -16,6 +16,7 @@ struct gemma_session {
     int n_threads;
     gm_kvcache kv;
     int n_ctx, n_batch, pos;
+    int n_rewind;    /* tokens the sliding rings can go back (0 if they cannot) */
 
     /* activations for up to n_batch tokens */
     float *x;        /* [n_batch, hidden] residual stream */

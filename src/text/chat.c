@@ -12,12 +12,14 @@
  *   concatenated with image parts as <start_of_image>, then
  *   "<start_of_turn>model\n" as the generation prompt.
  * New formats (Gemma 4) plug in as another `kind`. */
+#include "text/chat.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/mapfile.h"
 #include "core/strbuf.h"
 #include "gemma.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +61,10 @@ static size_t utf8_next(const unsigned char *s, size_t n, size_t i, unsigned *cp
     return len;
 }
 
-/* [*begin, *end) of s without leading/trailing Python whitespace. */
-static void py_strip(const char *str, size_t *begin, size_t *end) {
+/* [*begin, *end) of s[0..n) without leading/trailing Python whitespace. */
+static void py_strip(const char *str, size_t n, size_t *begin, size_t *end) {
     const unsigned char *s = (const unsigned char *)str;
-    size_t n = strlen(str), b = 0, e = n;
+    size_t b = 0, e = n;
     unsigned cp;
     size_t l;
     while (b < n && (l = utf8_next(s, n, b, &cp)) && py_isspace(cp)) b += l;
@@ -77,10 +79,12 @@ static void py_strip(const char *str, size_t *begin, size_t *end) {
     *end = e;
 }
 
-static void append_trimmed(gm_strbuf *b, const char *s) {
+static size_t len_of(const char *s, size_t len) { return len ? len : (s ? strlen(s) : 0); }
+
+static void append_trimmed(gm_strbuf *b, const char *s, size_t len) {
     if (!s) return;
     size_t lo, hi;
-    py_strip(s, &lo, &hi);
+    py_strip(s, len_of(s, len), &lo, &hi);
     gm_strbuf_append(b, s + lo, hi - lo);
 }
 
@@ -91,11 +95,17 @@ static gemma_status render_gemma3(const gemma_chat_format *f, const gemma_chat_m
     if (n == 0 || !m[0].role) return gm_fail(err, GEMMA_ERR_ARG, "chat: no messages");
     gm_strbuf_puts(out, f->bos);
     const char *system = NULL;
-    size_t first = 0;
+    size_t system_len = 0, first = 0;
     if (strcmp(m[0].role, "system") == 0) {
-        if (m[0].content) system = m[0].content;
-        else if (m[0].parts && m[0].n_parts > 0 && m[0].parts[0].text) system = m[0].parts[0].text;
-        else return gm_fail(err, GEMMA_ERR_ARG, "chat: the system message needs text content");
+        if (m[0].content) {
+            system = m[0].content;
+            system_len = len_of(system, m[0].content_len);
+        } else if (m[0].parts && m[0].n_parts > 0 && m[0].parts[0].text) {   /* content[0]['text'], any type */
+            system = m[0].parts[0].text;
+            system_len = len_of(system, m[0].parts[0].text_len);
+        } else {
+            return gm_fail(err, GEMMA_ERR_ARG, "chat: the system message needs text content");
+        }
         first = 1;
     }
     for (size_t i = first; i < n; i++) {
@@ -112,15 +122,16 @@ static gemma_status render_gemma3(const gemma_chat_format *f, const gemma_chat_m
         gm_strbuf_puts(out, role);
         gm_strbuf_puts(out, "\n");
         if (idx == 0 && system) {
-            gm_strbuf_puts(out, system);
+            gm_strbuf_append(out, system, system_len);
             gm_strbuf_puts(out, f->system_separator);
         }
         if (msg->content) {
-            append_trimmed(out, msg->content);
+            append_trimmed(out, msg->content, msg->content_len);
         } else if (msg->parts) {
             for (size_t k = 0; k < msg->n_parts; k++) {
-                if (msg->parts[k].type == GEMMA_PART_IMAGE) gm_strbuf_puts(out, "<start_of_image>");
-                else if (msg->parts[k].type == GEMMA_PART_TEXT) append_trimmed(out, msg->parts[k].text);
+                const gemma_chat_part *part = &msg->parts[k];
+                if (part->type == GEMMA_PART_IMAGE) gm_strbuf_puts(out, "<start_of_image>");
+                else if (part->type == GEMMA_PART_TEXT) append_trimmed(out, part->text, part->text_len);
             }
         } else {
             return gm_fail(err, GEMMA_ERR_ARG, "chat: Invalid content type (message %zu)", i);
@@ -309,51 +320,170 @@ gemma_status gemma_chat_render(const gemma_chat_format *f, const gemma_chat_mess
 
 /* ----------------------------------------------------------- JSON input */
 
+/* Python's str() of a JSON value, as Jinja prints a non-string: None, True,
+ * 42, 1.5, ['a', 1, None], {'k': 'v'}.  (JSON 42.0 prints as 42: our reader
+ * keeps numbers as doubles.) */
+static void py_str(gm_strbuf *b, const gm_json *v, int quoted);
+
+static void py_float(gm_strbuf *b, double d) {
+    char buf[40];
+    int64_t i;
+    if (d == (double)(int64_t)d && fabs(d) < 9007199254740992.0) {
+        i = (int64_t)d;
+        snprintf(buf, sizeof buf, "%lld", (long long)i);
+        gm_strbuf_puts(b, buf);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {   /* shortest round-trip, like repr() */
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    gm_strbuf_puts(b, buf);   /* C's %g exponent ("1e-05", "1e+16") is Python's */
+}
+
+static void py_quote(gm_strbuf *b, const char *s, size_t n) {
+    char q = memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
+    gm_strbuf_append(b, &q, 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '\\' || c == (unsigned char)q) snprintf(esc, sizeof esc, "\\%c", c);
+        else if (c == '\n') snprintf(esc, sizeof esc, "\\n");
+        else if (c == '\r') snprintf(esc, sizeof esc, "\\r");
+        else if (c == '\t') snprintf(esc, sizeof esc, "\\t");
+        else if (c < 0x20 || c == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", c);
+        else {
+            gm_strbuf_append(b, (const char *)&c, 1);
+            continue;
+        }
+        gm_strbuf_puts(b, esc);
+    }
+    gm_strbuf_append(b, &q, 1);
+}
+
+static void py_str(gm_strbuf *b, const gm_json *v, int quoted) {
+    switch (v ? v->type : GM_JSON_NULL) {
+    case GM_JSON_NULL: gm_strbuf_puts(b, "None"); break;
+    case GM_JSON_TRUE: gm_strbuf_puts(b, "True"); break;
+    case GM_JSON_FALSE: gm_strbuf_puts(b, "False"); break;
+    case GM_JSON_NUMBER: py_float(b, v->u.num); break;
+    case GM_JSON_STRING:
+        if (quoted) py_quote(b, v->u.str, v->len);
+        else gm_strbuf_append(b, v->u.str, v->len);
+        break;
+    case GM_JSON_ARRAY:
+        gm_strbuf_puts(b, "[");
+        for (size_t i = 0; i < v->len; i++) {
+            if (i) gm_strbuf_puts(b, ", ");
+            py_str(b, &v->u.kids[i], 1);
+        }
+        gm_strbuf_puts(b, "]");
+        break;
+    case GM_JSON_OBJECT:
+        gm_strbuf_puts(b, "{");
+        for (size_t i = 0; i < v->len; i++) {
+            if (i) gm_strbuf_puts(b, ", ");
+            py_quote(b, v->u.kids[i].key, v->u.kids[i].key_len);
+            gm_strbuf_puts(b, ": ");
+            py_str(b, &v->u.kids[i], 1);
+        }
+        gm_strbuf_puts(b, "}");
+        break;
+    }
+}
+
+typedef struct {
+    gemma_chat_message *msgs;
+    gemma_chat_part *parts;
+    gm_strbuf *texts;     /* Python str() renderings of non-string text values */
+    size_t n_texts;
+    size_t n;
+} json_messages;
+
+static void json_messages_free(json_messages *j) {
+    for (size_t i = 0; i < j->n_texts; i++) gm_strbuf_free(&j->texts[i]);
+    free(j->texts);
+    free(j->msgs);
+    free(j->parts);
+    memset(j, 0, sizeof *j);
+}
+
 /* OpenAI-style messages -> gemma_chat_message, with Jinja's view of odd values:
- * a string content is text; a list is parts (dict items with type text/image;
- * anything else renders nothing); a dict iterates over its keys (strings), so
- * it renders nothing; null or a number is an invalid content type. */
-static gemma_status messages_from_json(const gm_json *arr, gemma_chat_message **msgs, gemma_chat_part **parts,
-                                       size_t *n, gemma_error *err) {
+ * string content is text; a list is parts (dicts with type "text"/"image";
+ * anything else renders nothing; a non-string text prints as Python's str());
+ * a dict or a missing content renders nothing; null, a number or a bool is an
+ * invalid content type.  A system message's first part must carry string text. */
+static gemma_status messages_from_json(const gm_json *arr, json_messages *j, gemma_error *err) {
+    memset(j, 0, sizeof *j);
     if (!gm_json_is(arr, GM_JSON_ARRAY)) return gm_fail(err, GEMMA_ERR_ARG, "messages: expected a JSON array");
     size_t count = gm_json_count(arr), n_parts = 0;
     for (size_t i = 0; i < count; i++) {
         const gm_json *c = gm_json_get(gm_json_at(arr, i), "content");
         if (gm_json_is(c, GM_JSON_ARRAY)) n_parts += gm_json_count(c);
     }
-    *msgs = calloc(count ? count : 1, sizeof **msgs);
-    *parts = calloc(n_parts ? n_parts : 1, sizeof **parts);
-    if (!*msgs || !*parts) return gm_fail(err, GEMMA_ERR_NOMEM, "messages: out of memory");
+    j->msgs = calloc(count ? count : 1, sizeof *j->msgs);
+    j->parts = calloc(n_parts ? n_parts : 1, sizeof *j->parts);
+    j->texts = calloc(n_parts ? n_parts : 1, sizeof *j->texts);
+    if (!j->msgs || !j->parts || !j->texts) return gm_fail(err, GEMMA_ERR_NOMEM, "messages: out of memory");
     static const gemma_chat_part no_parts[1];
-    gemma_chat_part *p = *parts;
+    gemma_chat_part *p = j->parts;
     for (size_t i = 0; i < count; i++) {
         const gm_json *m = gm_json_at(arr, i);
+        gemma_chat_message *out = &j->msgs[i];
         if (!gm_json_is(m, GM_JSON_OBJECT)) return gm_fail(err, GEMMA_ERR_ARG, "messages[%zu]: expected an object", i);
-        (*msgs)[i].role = gm_json_string(gm_json_get(m, "role"));
-        if (!(*msgs)[i].role) return gm_fail(err, GEMMA_ERR_ARG, "messages[%zu]: missing string field role", i);
+        const gm_json *role = gm_json_get(m, "role");
+        if (!gm_json_string(role)) return gm_fail(err, GEMMA_ERR_ARG, "messages[%zu]: missing string field role", i);
+        out->role = role->u.str;
+        int system_first = i == 0 && strcmp(out->role, "system") == 0;
         const gm_json *c = gm_json_get(m, "content");
-        if (gm_json_string(c)) {
-            (*msgs)[i].content = gm_json_string(c);
+        if (!c || gm_json_is(c, GM_JSON_OBJECT)) {
+            if (system_first) return gm_fail(err, GEMMA_ERR_ARG, "messages[0]: the system message needs text content");
+            out->parts = no_parts;   /* iterates to nothing */
+        } else if (gm_json_is(c, GM_JSON_STRING)) {
+            out->content = c->u.str;
+            out->content_len = c->len;
+            if (!c->len) out->content = "";
         } else if (gm_json_is(c, GM_JSON_ARRAY)) {
-            (*msgs)[i].parts = p;
-            (*msgs)[i].n_parts = gm_json_count(c);
-            for (size_t k = 0; k < gm_json_count(c); k++, p++) {
-                const gm_json *item = gm_json_at(c, k);
+            out->parts = p;
+            out->n_parts = c->len;
+            for (size_t k = 0; k < c->len; k++, p++) {
+                const gm_json *item = &c->u.kids[k];
                 const char *type = gm_json_string(gm_json_get(item, "type"));
                 p->type = !type ? GEMMA_PART_OTHER
                           : strcmp(type, "text") == 0  ? GEMMA_PART_TEXT
                           : strcmp(type, "image") == 0 ? GEMMA_PART_IMAGE
                                                        : GEMMA_PART_OTHER;
-                p->text = gm_json_string(gm_json_get(item, "text"));
+                const gm_json *text = gm_json_get(item, "text");
+                if (gm_json_is(text, GM_JSON_STRING)) {
+                    p->text = text->len ? text->u.str : "";
+                    p->text_len = text->len;
+                } else if (text && !(system_first && k == 0)) {
+                    gm_strbuf *tb = &j->texts[j->n_texts++];
+                    gm_strbuf_init(tb);
+                    py_str(tb, text, 0);
+                    if (!tb->ok) return gm_fail(err, GEMMA_ERR_NOMEM, "messages: out of memory");
+                    p->text = tb->data ? tb->data : "";
+                    p->text_len = tb->len;
+                }
             }
-        } else if (gm_json_is(c, GM_JSON_OBJECT)) {
-            (*msgs)[i].parts = no_parts;
-            (*msgs)[i].n_parts = 0;
+            if (system_first && (c->len == 0 || !j->parts[0].text))
+                return gm_fail(err, GEMMA_ERR_ARG, "messages[0]: the system message's first part needs string text");
+        } else {
+            if (system_first) return gm_fail(err, GEMMA_ERR_ARG, "messages[0]: the system content must be text");
+            /* null, number, bool: content and parts stay NULL -> "Invalid content type" */
         }
-        /* else: content stays NULL with no parts -> "Invalid content type" when rendered */
     }
-    *n = count;
+    j->n = count;
     return GEMMA_OK;
+}
+
+gemma_status gm_chat_render_json_value(const gemma_chat_format *f, const gm_json *messages, int gen, gm_strbuf *out,
+                                       gemma_error *err) {
+    json_messages j;
+    gemma_status st = messages_from_json(messages, &j, err);
+    if (!st) st = chat_render_buf(f, j.msgs, j.n, gen, out, err);
+    json_messages_free(&j);
+    return st;
 }
 
 gemma_status gemma_chat_render_json(const gemma_chat_format *f, const char *json, size_t json_len, int gen,
@@ -364,17 +494,11 @@ gemma_status gemma_chat_render_json(const gemma_chat_format *f, const char *json
     gm_json_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
     gm_json_doc *doc = gm_json_parse(json, json_len, &lim, jerr, sizeof jerr);
     if (!doc) return gm_fail(err, GEMMA_ERR_ARG, "messages: not valid JSON: %s", jerr);
-    gemma_chat_message *msgs = NULL;
-    gemma_chat_part *parts = NULL;
-    size_t n = 0;
     gm_strbuf b;
     gm_strbuf_init(&b);
-    gemma_status st = messages_from_json(gm_json_root(doc), &msgs, &parts, &n, err);
-    if (!st) st = chat_render_buf(f, msgs, n, gen, &b, err);
+    gemma_status st = gm_chat_render_json_value(f, gm_json_root(doc), gen, &b, err);
     if (!st) st = copy_out(&b, out, cap, len, err);
     gm_strbuf_free(&b);
-    free(msgs);
-    free(parts);
     gm_json_free(doc);
     return st;
 }

@@ -128,6 +128,45 @@ static void test_fixture(void **state) {
     fixture_free(&f);
 }
 
+/* Rewinding the cache and continuing matches the reference for the tokens
+ * evaluated after the rewind, also across sliding-window rings; going back
+ * further than the ring allows is refused. */
+static void test_rewind(void **state) {
+    (void)state;
+    fixture f;
+    assert_true(fixture_load(root, names[0], &f));
+    gemma_error err;
+    gemma_model *m;
+    assert_int_equal(gemma_model_load(f.dir, NULL, &m, &err), GEMMA_OK);
+    size_t count = (size_t)f.n_tokens * (size_t)f.vocab;
+    float *out = malloc(count * sizeof(float));
+    gemma_session *s;
+    gemma_session_options o = gemma_session_default_options();
+    o.n_ctx = f.n_tokens;
+    o.n_threads = 1;
+    o.n_rewind = 8;
+    assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
+    int32_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int k = f.n_tokens - 8;
+    assert_int_equal(gemma_session_eval(s, f.tokens, (size_t)k, GEMMA_LOGITS_NONE, NULL, &err), GEMMA_OK);
+    assert_int_equal(gemma_session_eval(s, junk, 8, GEMMA_LOGITS_NONE, NULL, &err), GEMMA_OK);   /* a wrong turn */
+    assert_int_equal(gemma_session_rewind(s, k, &err), GEMMA_OK);
+    assert_int_equal(gemma_session_eval(s, f.tokens + k, 8, GEMMA_LOGITS_ALL, out, &err), GEMMA_OK);
+    logit_cmp c = compare_logits(out, f.ref_hf + (size_t)k * f.vocab, 8, f.vocab, 1e9);
+    if (c.rel > 2e-3) fail_msg("after rewind: rel err %.3g", c.rel);
+    gemma_session_reset(s);
+    assert_int_equal(gemma_session_eval(s, f.tokens, (size_t)f.n_tokens, GEMMA_LOGITS_NONE, NULL, &err), GEMMA_OK);
+    if (f.sliding_window + 8 < f.n_tokens) {   /* the rings hold window + 8: 9 back is too far */
+        assert_int_equal(gemma_session_rewind(s, f.n_tokens - 9, &err), GEMMA_ERR_ARG);
+        assert_non_null(strstr(err.message, "cannot go back"));
+    }
+    assert_int_equal(gemma_session_rewind(s, f.n_tokens + 1, &err), GEMMA_ERR_ARG);
+    gemma_session_free(s);
+    free(out);
+    gemma_model_free(m);
+    fixture_free(&f);
+}
+
 int main(void) {
     root = getenv("GEMMA_PARITY_DIR");
     if (!root || !*root) root = GEMMA_FIXTURES_DIR "/gemma3";
@@ -142,6 +181,8 @@ int main(void) {
         tests[i].name = names[i];
     }
     int rc = _cmocka_run_group_tests("parity", tests, (size_t)n, NULL, NULL);
+    const struct CMUnitTest more[] = {cmocka_unit_test(test_rewind)};
+    rc |= cmocka_run_group_tests(more, NULL, NULL);
     free(tests);
     return rc;
 }

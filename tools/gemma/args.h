@@ -22,5 +22,8 @@ int cli_write_file(const char *path, const void *data, size_t n);
 typedef int (*cli_command_fn)(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

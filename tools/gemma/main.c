@@ -11,6 +11,9 @@ static const struct {
     const char *help;
 } commands[] = {
     {"logits", cmd_logits, "write the logits of every position for given token ids (parity interface)"},
+    {"run", cmd_run, "generate a reply to one prompt, streamed"},
+    {"chat", cmd_chat, "interactive multi-turn chat"},
+    {"tokenize", cmd_tokenize, "text or chat messages to token ids"},
     {"info", cmd_info, "describe a model directory"},
 };
 

@@ -1,0 +1,169 @@
+/* test_chat.c - chat prompts byte-identical to jinja2's rendering of the
+ * model's own template (tests/fixtures/chat/gemma3.jsonl, made by
+ * tools/reference/make_chat_cases.py), with the same conversations rejected,
+ * and the token ids HF tokenizers gives for them; plus template recognition.
+ * GEMMA_CHAT_CASES=file runs another case file (fresh, untuned cases). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemma.h"
+#include "text/chat.h"
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    *len = (size_t)n;
+    return b;
+}
+
+static void test_cases_match_jinja2(void **state) {
+    (void)state;
+    gemma_error err;
+    gemma_chat_format *fmt;
+    if (gemma_chat_format_load(GEMMA_TOKENIZER_DIR, &fmt, &err) != GEMMA_OK) fail_msg("%s", err.message);
+    assert_string_equal(gemma_chat_format_name(fmt), "gemma3");
+    gemma_tokenizer *tok;
+    if (gemma_tokenizer_load(GEMMA_TOKENIZER_DIR, &tok, &err) != GEMMA_OK) fail_msg("%s", err.message);
+    const char *path = getenv("GEMMA_CHAT_CASES");
+    if (!path || !*path) path = GEMMA_FIXTURES_DIR "/chat/gemma3.jsonl";
+    size_t len;
+    char *all = slurp(path, &len);
+    if (!all) fail_msg("%s: missing", path);
+    int cases = 0, errors = 0, ids_checked = 0;
+    for (char *line = all, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        if (!*line) continue;
+        char jerr[160];
+        gm_json_doc *doc = gm_json_parse(line, strlen(line), NULL, jerr, sizeof jerr);
+        if (!doc) fail_msg("%s: bad line: %s", path, jerr);
+        const gm_json *c = gm_json_root(doc);
+        const char *name = gm_json_string(gm_json_get(c, "name"));
+        int gen = !gm_json_is(gm_json_get(c, "add_generation_prompt"), GM_JSON_FALSE);
+        const gm_json *want = gm_json_get(c, "rendered"), *want_err = gm_json_get(c, "error");
+        gm_strbuf out;
+        gm_strbuf_init(&out);
+        gemma_status st = gm_chat_render_json_value(fmt, gm_json_get(c, "messages"), gen, &out, &err);
+        if (want_err) {
+            if (st == GEMMA_OK) fail_msg("case %s: rendered, but jinja2 raised '%s'", name, gm_json_string(want_err));
+            assert_null(strchr(err.message, '\n'));
+            errors++;
+        } else {
+            if (st != GEMMA_OK) fail_msg("case %s: %s", name, err.message);
+            if (out.len != want->len || memcmp(out.data, want->u.str, out.len) != 0)
+                fail_msg("case %s: rendered\n%s\njinja2:\n%s", name, out.data, want->u.str);
+            const gm_json *ids = gm_json_get(c, "ids");
+            if (ids) {
+                int32_t *got = malloc((out.len + 2) * sizeof *got);
+                size_t n = 0;
+                if (gemma_tokenize(tok, out.data, out.len, 0, got, out.len + 2, &n, &err) != GEMMA_OK)
+                    fail_msg("case %s: %s", name, err.message);
+                if (n != gm_json_count(ids)) fail_msg("case %s: %zu ids, HF %zu", name, n, gm_json_count(ids));
+                for (size_t i = 0; i < n; i++) {
+                    int64_t v;
+                    gm_json_int(gm_json_at(ids, i), &v);
+                    if (got[i] != v) fail_msg("case %s: id %zu is %d, HF %lld", name, i, got[i], (long long)v);
+                }
+                ids_checked += (int)n;
+                free(got);
+            }
+        }
+        cases++;
+        gm_strbuf_free(&out);
+        gm_json_free(doc);
+    }
+    print_message("%d chat cases (%d rejected as jinja2 rejects them), %d ids checked\n", cases, errors, ids_checked);
+    assert_true(cases >= 100);
+    free(all);
+    gemma_tokenizer_free(tok);
+    gemma_chat_format_free(fmt);
+}
+
+static void test_recognition(void **state) {
+    (void)state;
+    gemma_error err;
+    gemma_chat_format *f;
+    size_t len;
+    char *cfg = slurp(GEMMA_TOKENIZER_DIR "/tokenizer_config.json", &len);
+    assert_non_null(cfg);
+    /* a variant with "\n" after the system prompt (as in some GGUF conversions) */
+    const char *variant =
+        "{{ bos_token }}{%- if messages[0]['role'] == 'system' -%}{%- set first_user_prefix = "
+        "messages[0]['content'] + '\\n' -%}{%- endif -%}<start_of_turn> raise_exception(\"Conversation roles must "
+        "alternate user/assistant/user/assistant/...\")";
+    assert_int_equal(gemma_chat_format_from_template(variant, &f, &err), GEMMA_OK);
+    gemma_chat_message m[2] = {{.role = "system", .content = "S"}, {.role = "user", .content = " hi "}};
+    char out[256];
+    assert_int_equal(gemma_chat_render(f, m, 2, 1, out, sizeof out, &len, &err), GEMMA_OK);
+    assert_string_equal(out, "<bos><start_of_turn>user\nS\nhi<end_of_turn>\n<start_of_turn>model\n");
+    /* buffer too small: the size is still reported */
+    assert_int_equal(gemma_chat_render(f, m, 2, 1, out, 10, &len, &err), GEMMA_ERR_BUFFER);
+    assert_int_equal(len, strlen("<bos><start_of_turn>user\nS\nhi<end_of_turn>\n<start_of_turn>model\n"));
+    gemma_chat_format_free(f);
+    assert_int_equal(gemma_chat_format_from_template("{{ '<|turn>user' }}", &f, &err), GEMMA_ERR_UNSUPPORTED);
+    assert_int_equal(gemma_chat_format_from_template("{% for m in messages %}{{ m.content }}{% endfor %}", &f, &err),
+                     GEMMA_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "not recognised"));
+    assert_int_equal(gemma_chat_format_load(GEMMA_TEST_TMPDIR "/no-such-dir", &f, &err), GEMMA_ERR_IO);
+    free(cfg);
+}
+
+static void test_struct_messages(void **state) {
+    (void)state;
+    gemma_error err;
+    gemma_chat_format *f;
+    assert_int_equal(gemma_chat_format_load(GEMMA_TOKENIZER_DIR, &f, &err), GEMMA_OK);
+    gemma_chat_part parts[3] = {{.type = GEMMA_PART_TEXT, .text = "  Describe this X-ray "},
+                                {.type = GEMMA_PART_IMAGE},
+                                {.type = GEMMA_PART_OTHER, .text = "x"}};
+    gemma_chat_message m[4] = {
+        {.role = "system", .content = "You are an expert radiologist."},
+        {.role = "user", .parts = parts, .n_parts = 3},
+        {.role = "assistant", .content = "\tA chest film.\n"},
+        {.role = "user", .content = "More?"},
+    };
+    char out[512];
+    size_t len;
+    assert_int_equal(gemma_chat_render(f, m, 4, 1, out, sizeof out, &len, &err), GEMMA_OK);
+    assert_string_equal(out, "<bos><start_of_turn>user\nYou are an expert radiologist.\n\nDescribe this X-ray"
+                             "<start_of_image><end_of_turn>\n<start_of_turn>model\nA chest film.<end_of_turn>\n"
+                             "<start_of_turn>user\nMore?<end_of_turn>\n<start_of_turn>model\n");
+    gemma_chat_message bad[2] = {{.role = "user", .content = "a"}, {.role = "user", .content = "b"}};
+    assert_int_equal(gemma_chat_render(f, bad, 2, 1, out, sizeof out, &len, &err), GEMMA_ERR_ARG);
+    assert_non_null(strstr(err.message, "alternate"));
+    assert_int_equal(gemma_chat_render(f, bad, 0, 1, out, sizeof out, &len, &err), GEMMA_ERR_ARG);
+    gemma_chat_message nocontent[1] = {{.role = "user"}};
+    assert_int_equal(gemma_chat_render(f, nocontent, 1, 1, out, sizeof out, &len, &err), GEMMA_ERR_ARG);
+    const char *json = "[{\"role\":\"user\",\"content\":[{\"type\":\"image\"},{\"type\":\"text\",\"text\":\" Hi \"}]}]";
+    assert_int_equal(gemma_chat_render_json(f, json, strlen(json), 0, out, sizeof out, &len, &err), GEMMA_OK);
+    assert_string_equal(out, "<bos><start_of_turn>user\n<start_of_image>Hi<end_of_turn>\n");
+    assert_int_equal(gemma_chat_render_json(f, "[{", 2, 1, out, sizeof out, &len, &err), GEMMA_ERR_ARG);
+    assert_int_equal(gemma_chat_render_json(f, "{}", 2, 1, out, sizeof out, &len, &err), GEMMA_ERR_ARG);
+    gemma_chat_format_free(f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recognition),
+        cmocka_unit_test(test_struct_messages),
+        cmocka_unit_test(test_cases_match_jinja2),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

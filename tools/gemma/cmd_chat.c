@@ -1,0 +1,282 @@
+/* cmd_chat.c - `gemma chat`: an interactive multi-turn conversation.
+ *
+ * The KV cache is kept between turns: each turn renders and tokenizes the
+ * whole conversation, keeps the longest prefix of ids already in the cache
+ * (rewinding past a reply's tail that the template re-renders differently,
+ * e.g. trimmed whitespace), and evaluates only the rest.  ^C stops the current reply, not the program; EOF (^D) or /quit
+ * ends it.  Works the same with piped stdin (no prompts are printed then). */
+#include "args.h"
+#include "common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const help_head =
+    "usage: gemma chat -m MODEL_DIR [options]\n"
+    "\n"
+    "Type a message and press Enter.  Commands: /reset (forget the conversation),\n"
+    "/system TEXT (set the system prompt and start over), /help, /quit.  ^C stops a reply.\n"
+    "\n"
+    "  -m, --model DIR       model directory (config.json, safetensors, tokenizer.json)\n"
+    "  --system TEXT         a system prompt\n"
+    "  -q, --quiet           no speed statistics after each reply\n";
+
+#define MAX_TURNS 4096
+
+typedef struct {
+    char *role;
+    char *content;
+} turn;
+
+typedef struct {
+    turn turns[MAX_TURNS];
+    int n;
+    char *system;
+    int32_t *hist;       /* the ids in the KV cache, in order */
+    size_t n_hist, cap_hist;
+} conversation;
+
+static void conv_clear(conversation *c) {
+    for (int i = 0; i < c->n; i++) {
+        free(c->turns[i].role);
+        free(c->turns[i].content);
+    }
+    c->n = 0;
+    c->n_hist = 0;
+}
+
+static int hist_set(conversation *c, const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+    if (na + nb > c->cap_hist) {
+        int32_t *h = realloc(c->hist, (na + nb) * sizeof *h);
+        if (!h) return 0;
+        c->hist = h;
+        c->cap_hist = na + nb;
+    }
+    memmove(c->hist, a, na * sizeof *a);
+    memcpy(c->hist + na, b, nb * sizeof *b);
+    c->n_hist = na + nb;
+    return 1;
+}
+
+static int conv_add(conversation *c, const char *role, const char *content) {
+    if (c->n == MAX_TURNS) return 0;
+    c->turns[c->n].role = strdup(role);
+    c->turns[c->n].content = strdup(content);
+    c->n++;
+    return 1;
+}
+
+static char *render(const gemma_chat_format *fmt, const conversation *c) {
+    gemma_chat_message msgs[MAX_TURNS + 1];
+    size_t n = 0;
+    if (c->system) msgs[n++] = (gemma_chat_message){.role = "system", .content = c->system};
+    for (int i = 0; i < c->n; i++) msgs[n++] = (gemma_chat_message){.role = c->turns[i].role, .content = c->turns[i].content};
+    gemma_error err;
+    size_t len = 0;
+    gemma_chat_render(fmt, msgs, n, 1, NULL, 0, &len, &err);
+    char *s = malloc(len + 1);
+    if (s && gemma_chat_render(fmt, msgs, n, 1, s, len + 1, &len, &err) != GEMMA_OK) {
+        cli_error("%s", err.message);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* One line from stdin without the newline; NULL on EOF.  ^C at the prompt
+ * (EINTR) gives an empty line. */
+static char *read_line(int *interrupted) {
+    size_t cap = 256, n = 0;
+    char *buf = malloc(cap);
+    *interrupted = 0;
+    for (;;) {
+        errno = 0;
+        int ch = fgetc(stdin);
+        if (ch == EOF) {
+            if (errno == EINTR || cli_interrupted) {
+                clearerr(stdin);
+                cli_interrupted = 0;
+                *interrupted = 1;
+                buf[0] = 0;
+                return buf;
+            }
+            if (n == 0) {
+                free(buf);
+                return NULL;
+            }
+            break;
+        }
+        if (ch == '\n') break;
+        if (n + 2 > cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) {
+                free(buf);
+                return NULL;
+            }
+            buf = b;
+        }
+        buf[n++] = (char)ch;
+    }
+    if (n && buf[n - 1] == '\r') n--;
+    buf[n] = 0;
+    return buf;
+}
+
+int cmd_chat(int argc, char **argv) {
+    const char *model_dir = NULL, *system = NULL;
+    int quiet = 0;
+    cli_gen_opts go;
+    cli_gen_defaults(&go);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(help_head, stdout);
+            fputs(cli_gen_help, stdout);
+            return CLI_OK;
+        }
+        int r = cli_parse_gen_flag(argc, argv, &i, "chat", &go);
+        if (r < 0) return CLI_USAGE;
+        if (r > 0) continue;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(model_dir = cli_value(argc, argv, &i, "chat"))) return CLI_USAGE;
+        } else if (!strcmp(a, "--system")) {
+            if (!(system = cli_value(argc, argv, &i, "chat"))) return CLI_USAGE;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else {
+            return cli_usage_error("chat", "unknown option '%s'", a);
+        }
+    }
+    if (!model_dir) return cli_usage_error("chat", "missing -m MODEL_DIR");
+
+    cli_assets a;
+    if (cli_load_assets(model_dir, &a, 1) != CLI_OK) return CLI_FAIL;
+    cli_gen_model_defaults(&go, a.model);
+    int tty = isatty(STDIN_FILENO);
+    int rc = CLI_FAIL;
+    gemma_session *s = NULL;
+    gemma_sampler *smp = NULL;
+    gemma_error err;
+    conversation *c = calloc(1, sizeof *c);
+    gemma_session_options so = gemma_session_default_options();
+    so.n_ctx = go.n_ctx;
+    so.n_threads = go.n_threads;
+    if (!c || gemma_session_create(a.model, &so, &s, &err) != GEMMA_OK ||
+        gemma_sampler_create(&go.sp, gemma_model_vocab_size(a.model), &smp, &err) != GEMMA_OK) {
+        cli_error("%s", c ? err.message : "out of memory");
+        goto done;
+    }
+    c->system = system ? strdup(system) : NULL;
+    conv_clear(c);
+    cli_install_interrupt();
+    if (tty) fprintf(stderr, "gemma chat: %s\n/help for commands, ^D to quit.\n", gemma_model_describe(a.model));
+
+    for (;;) {
+        if (tty) {
+            fputs("> ", stdout);
+            fflush(stdout);
+        }
+        int intr;
+        char *line = read_line(&intr);
+        if (!line) break;
+        if (intr) {
+            if (tty) fputs("\n(^D or /quit to leave)\n", stdout);
+            free(line);
+            continue;
+        }
+        if (!line[0]) {
+            free(line);
+            continue;
+        }
+        if (line[0] == '/') {
+            if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) {
+                free(line);
+                break;
+            } else if (!strcmp(line, "/reset")) {
+                conv_clear(c);
+                gemma_session_reset(s);
+                gemma_sampler_reset(smp);
+                fputs("(conversation reset)\n", stdout);
+            } else if (!strncmp(line, "/system", 7) && (line[7] == ' ' || !line[7])) {
+                free(c->system);
+                c->system = line[7] ? strdup(line + 8) : NULL;
+                conv_clear(c);
+                gemma_session_reset(s);
+                gemma_sampler_reset(smp);
+                fputs(c->system ? "(system prompt set; conversation reset)\n" : "(system prompt cleared)\n", stdout);
+            } else if (!strcmp(line, "/help")) {
+                fputs(help_head + strlen("usage: gemma chat -m MODEL_DIR [options]\n\n"), stdout);
+            } else {
+                fprintf(stdout, "unknown command %s (/help)\n", line);
+            }
+            fflush(stdout);
+            free(line);
+            continue;
+        }
+
+        if (!conv_add(c, "user", line)) {
+            cli_error("too many turns; /reset");
+            free(line);
+            continue;
+        }
+        free(line);
+        char *full = render(a.fmt, c);
+        if (!full) goto done;
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        int tok_ok = cli_tokenize(a.tok, full, strlen(full), 0, &ids, &n_ids) == CLI_OK;
+        free(full);
+        if (!tok_ok) goto done;
+        /* keep what the cache shares with the new prompt; evaluate the rest */
+        size_t keep = 0;
+        while (keep < c->n_hist && keep < n_ids && c->hist[keep] == ids[keep]) keep++;
+        if (keep == n_ids) keep--;   /* evaluate at least one token to get logits */
+        if ((int)keep != gemma_session_position(s) && gemma_session_rewind(s, (int)keep, &err) != GEMMA_OK) {
+            gemma_session_reset(s);   /* too far back for the sliding window rings */
+            keep = 0;
+        }
+        if (n_ids >= (size_t)gemma_session_context_size(s)) {
+            cli_error("the conversation no longer fits the context (%d tokens); /reset to start over",
+                      gemma_session_context_size(s));
+            c->n--;   /* drop the turn that did not fit */
+            free(c->turns[c->n].role);
+            free(c->turns[c->n].content);
+            free(ids);
+            continue;
+        }
+        char *reply = NULL;
+        cli_gen_stats st;
+        cli_interrupted = 0;
+        int ok = cli_generate(s, smp, a.tok, a.model, ids + keep, n_ids - keep, &go, stdout, &reply, &st) == CLI_OK;
+        fputc('\n', stdout);
+        fflush(stdout);
+        size_t n_gen;
+        const int32_t *gen = cli_generated_ids(&n_gen);
+        if (!ok || !hist_set(c, ids, n_ids, gen, n_gen)) {
+            free(ids);
+            free(reply);
+            goto done;
+        }
+        free(ids);
+        if (st.stopped_by == 3) fputs("(stopped)\n", stdout);
+        cli_interrupted = 0;
+        if (!quiet) cli_print_stats(&st, stderr);
+        conv_add(c, "assistant", reply);
+        free(reply);
+    }
+    rc = CLI_OK;
+done:
+    if (c) {
+        conv_clear(c);
+        free(c->hist);
+        free(c->system);
+        free(c);
+    }
+    gemma_sampler_free(smp);
+    gemma_session_free(s);
+    cli_free_assets(&a);
+    return rc;
+}

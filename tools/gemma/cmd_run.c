@@ -1,0 +1,148 @@
+/* cmd_run.c - `gemma run`: one prompt in, a streamed reply out.
+ * Wraps the prompt in the model's chat format (unless --raw), prints the reply
+ * as it is generated, then prompt/generation speed and time to first token
+ * on stderr. */
+#include "args.h"
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const help_head =
+    "usage: gemma run -m MODEL_DIR -p PROMPT [options]\n"
+    "\n"
+    "  -m, --model DIR       model directory (config.json, safetensors, tokenizer.json)\n"
+    "  -p, --prompt TEXT     the user message ('-' reads it from stdin)\n"
+    "  --system TEXT         a system prompt\n"
+    "  --raw                 no chat format: <bos> + PROMPT as plain text\n";
+
+static char *read_stdin_all(void) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, stdin)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                return NULL;
+            }
+            buf = b;
+            cap *= 2;
+        }
+    }
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+/* The prompt text: chat-formatted, or <bos> + raw text. */
+static char *build_prompt(const cli_assets *a, const char *system, const char *user, int raw) {
+    if (raw) {
+        size_t n = strlen(user);
+        char *s = malloc(n + 8);
+        if (s) snprintf(s, n + 8, "<bos>%s", user);
+        return s;
+    }
+    gemma_chat_message msgs[2];
+    size_t n = 0;
+    if (system) msgs[n++] = (gemma_chat_message){.role = "system", .content = system};
+    msgs[n++] = (gemma_chat_message){.role = "user", .content = user};
+    gemma_error err;
+    size_t len = 0;
+    gemma_chat_render(a->fmt, msgs, n, 1, NULL, 0, &len, &err);
+    char *s = malloc(len + 1);
+    if (s && gemma_chat_render(a->fmt, msgs, n, 1, s, len + 1, &len, &err) != GEMMA_OK) {
+        cli_error("%s", err.message);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *model_dir = NULL, *prompt = NULL, *system = NULL;
+    int raw = 0;
+    cli_gen_opts go;
+    cli_gen_defaults(&go);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(help_head, stdout);
+            fputs(cli_gen_help, stdout);
+            return CLI_OK;
+        }
+        int r = cli_parse_gen_flag(argc, argv, &i, "run", &go);
+        if (r < 0) return CLI_USAGE;
+        if (r > 0) continue;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(model_dir = cli_value(argc, argv, &i, "run"))) return CLI_USAGE;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!(prompt = cli_value(argc, argv, &i, "run"))) return CLI_USAGE;
+        } else if (!strcmp(a, "--system")) {
+            if (!(system = cli_value(argc, argv, &i, "run"))) return CLI_USAGE;
+        } else if (!strcmp(a, "--raw")) {
+            raw = 1;
+        } else {
+            return cli_usage_error("run", "unknown option '%s'", a);
+        }
+    }
+    if (!model_dir) return cli_usage_error("run", "missing -m MODEL_DIR");
+    if (!prompt) return cli_usage_error("run", "missing -p PROMPT");
+    if (raw && system) return cli_usage_error("run", "--system needs the chat format (drop --raw)");
+
+    cli_assets a;
+    if (cli_load_assets(model_dir, &a, !raw) != CLI_OK) return CLI_FAIL;
+    cli_gen_model_defaults(&go, a.model);
+
+    int rc = CLI_FAIL;
+    char *stdin_text = NULL, *text = NULL, *reply = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    gemma_session *s = NULL;
+    gemma_sampler *smp = NULL;
+    gemma_error err;
+    if (strcmp(prompt, "-") == 0) {
+        if (!(stdin_text = read_stdin_all())) {
+            cli_error("cannot read the prompt from stdin");
+            goto done;
+        }
+        prompt = stdin_text;
+    }
+    if (!(text = build_prompt(&a, system, prompt, raw))) goto done;
+    if (cli_tokenize(a.tok, text, strlen(text), 0, &ids, &n_ids) != CLI_OK) goto done;
+
+    gemma_session_options so = gemma_session_default_options();
+    so.n_ctx = go.n_ctx;
+    so.n_threads = go.n_threads;
+    if (gemma_session_create(a.model, &so, &s, &err) != GEMMA_OK) {
+        cli_error("%s", err.message);
+        goto done;
+    }
+    if (n_ids >= (size_t)gemma_session_context_size(s)) {
+        cli_error("the prompt is %zu tokens; the context holds %d (use --ctx)", n_ids, gemma_session_context_size(s));
+        goto done;
+    }
+    if (gemma_sampler_create(&go.sp, gemma_model_vocab_size(a.model), &smp, &err) != GEMMA_OK) {
+        cli_error("%s", err.message);
+        goto done;
+    }
+    cli_install_interrupt();
+    cli_gen_stats st;
+    if (cli_generate(s, smp, a.tok, a.model, ids, n_ids, &go, stdout, &reply, &st) != CLI_OK) goto done;
+    fputc('\n', stdout);
+    fflush(stdout);
+    cli_print_stats(&st, stderr);
+    fprintf(stderr, "[seed %llu]\n", (unsigned long long)go.sp.seed);
+    rc = CLI_OK;
+done:
+    free(reply);
+    free(ids);
+    free(text);
+    free(stdin_text);
+    gemma_sampler_free(smp);
+    gemma_session_free(s);
+    cli_free_assets(&a);
+    return rc;
+}

@@ -1,0 +1,67 @@
+/* common.h - what several subcommands share: loading a model with its
+ * tokenizer and chat format, the sampling flags, and the generation loop
+ * that streams a reply. */
+#ifndef GEMMA_CLI_COMMON_H
+#define GEMMA_CLI_COMMON_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "gemma.h"
+
+typedef struct {
+    gemma_model *model;
+    gemma_tokenizer *tok;
+    gemma_chat_format *fmt;   /* NULL when the model has no chat template */
+} cli_assets;
+
+/* Load model_dir with its tokenizer.json and chat template; prints the error. */
+int cli_load_assets(const char *model_dir, cli_assets *a, int need_chat);
+void cli_free_assets(cli_assets *a);
+
+/* Sampling and generation flags shared by run and chat. */
+typedef struct {
+    gemma_sampler_params sp;
+    unsigned set;             /* which sampling fields the flags gave (CLI_SET_*) */
+    int have_seed;
+    int n_predict;            /* max new tokens; -1 = until a stop token or the context ends */
+    const char *stops[16];    /* stop strings */
+    int n_stops;
+    int n_ctx, n_threads;
+} cli_gen_opts;
+
+enum { CLI_SET_TEMP = 1, CLI_SET_TOP_K = 2, CLI_SET_TOP_P = 4, CLI_SET_MIN_P = 8 };
+void cli_gen_defaults(cli_gen_opts *o);
+/* Fill the sampling fields the flags did not set from the model's defaults. */
+void cli_gen_model_defaults(cli_gen_opts *o, const gemma_model *m);
+/* If argv[*i] is a sampling/generation flag, consume it (and its value) and
+ * return 1; return 0 if it is not one; -1 on a bad value (error printed). */
+int cli_parse_gen_flag(int argc, char **argv, int *i, const char *cmd, cli_gen_opts *o);
+extern const char *const cli_gen_help;
+
+/* Ctrl-C handling: the first ^C during a reply stops that reply. */
+void cli_install_interrupt(void);
+extern volatile sig_atomic_t cli_interrupted;
+
+typedef struct {
+    int n_prompt, n_cached;          /* tokens evaluated for the prompt, tokens reused from the cache */
+    int n_generated;
+    double prompt_seconds, gen_seconds, first_token_ms;
+    int stopped_by;                  /* 0 limit, 1 stop token, 2 stop string, 3 interrupted, 4 context full */
+} cli_gen_stats;
+
+/* Evaluate `prompt` (appended to what the session holds), then sample and
+ * stream the reply to `out` until a stop token/string, n_predict, the context
+ * end or ^C.  The reply text (as printed) goes to *reply (malloc'd). */
+int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
+                 const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, FILE *out, char **reply,
+                 cli_gen_stats *stats);
+/* The ids cli_generate sampled and evaluated into the cache (valid until the next call). */
+const int32_t *cli_generated_ids(size_t *n);
+void cli_print_stats(const cli_gen_stats *st, FILE *f);
+
+/* Tokenize text (no BOS added) into a malloc'd array. */
+int cli_tokenize(const gemma_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n);
+double cli_now(void);
+
+#endif
