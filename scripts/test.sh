@@ -21,12 +21,22 @@ if command -v clang >/dev/null; then
   step "sanitizer build" bash -c "CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_SANITIZE=ON -DGEMMA_FUZZ=ON >/dev/null && cmake --build build-asan -j$jobs"
   step "sanitizer tests" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure
-  for f in fuzz_json fuzz_safetensors; do
+  for f in fuzz_json fuzz_safetensors fuzz_tokenizer; do
     corpus=tests/fuzz/corpus/${f#fuzz_}
     step "fuzz $f (20 s)" bash -c "set -o pipefail; mkdir -p build-asan/corpus-$f && build-asan/tests/$f -max_total_time=20 -max_len=8192 -print_final_stats=1 build-asan/corpus-$f $corpus 2>&1 | tail -n 4"
   done
 else
   echo "clang not found: sanitizer and fuzz steps skipped"; failed=$((failed+1))
+fi
+
+# NEON kernels: cross-compile for aarch64 and run the kernel, quantization
+# and parity tests under qemu (NEON path only, one thread: emulation is slow)
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
+  step "aarch64 cross build" bash -c "cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build-arm64 -j$jobs --target test_kernels test_quant test_parity"
+  step "aarch64 NEON tests (qemu)" env GEMMA_PARITY_ISAS=neon GEMMA_PARITY_THREADS=1 \
+    ctest --test-dir build-arm64 -R '^test_(kernels|quant|parity)$' --output-on-failure
+else
+  echo "aarch64 cross compiler or qemu-aarch64 not found: NEON steps skipped"; failed=$((failed+1))
 fi
 
 echo "$passed passed, $failed failed"

@@ -91,10 +91,14 @@ static void test_fixture(void **state) {
     const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
     double worst_hf = 0, worst_mlx = 0;
     int runs = 0, top1_checked = 0;
+    /* GEMMA_PARITY_ISAS="neon" / GEMMA_PARITY_THREADS=1 narrow the matrix (slow emulators) */
+    const char *only = getenv("GEMMA_PARITY_ISAS");
+    const char *tenv = getenv("GEMMA_PARITY_THREADS");
+    int max_threads = tenv && atoi(tenv) > 0 ? atoi(tenv) : 2;
     for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
         const gm_kernels *k = gm_kernels_by_name(isas[ii]);
-        if (!k) continue;
-        for (int threads = 1; threads <= 2; threads++) {
+        if (!k || (only && *only && !strstr(only, isas[ii]))) continue;
+        for (int threads = 1; threads <= max_threads; threads++) {
             for (int si = 0; si < n_splits; si++) {
                 for (size_t i = 0; i < count; i++) out[i] = -12345.0f;   /* poison */
                 if (!run_split(m, &f, k, threads, sp[si], out)) fail_msg("%s: run failed", name);
