@@ -18,12 +18,15 @@ step "release build" bash -c "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/d
 step "release tests" ctest --test-dir build --output-on-failure
 
 if command -v clang >/dev/null; then
-  step "sanitizer build" bash -c "CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_SANITIZE=ON -DGEMMA_FUZZ=ON >/dev/null && cmake --build build-asan -j$jobs"
+  step "sanitizer build" bash -c "CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_SANITIZE=ON >/dev/null && cmake --build build-asan -j$jobs"
   step "sanitizer tests" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure
-  for f in fuzz_json fuzz_safetensors fuzz_tokenizer; do
+  # fuzzers: the library instrumented for coverage too, in a build of its own
+  fuzzers="fuzz_json fuzz_safetensors fuzz_tokenizer fuzz_gguf"
+  step "fuzz build" bash -c "CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_SANITIZE=ON -DGEMMA_FUZZ=ON >/dev/null && cmake --build build-fuzz -j$jobs --target $fuzzers"
+  for f in $fuzzers; do
     corpus=tests/fuzz/corpus/${f#fuzz_}
-    step "fuzz $f (20 s)" bash -c "set -o pipefail; mkdir -p build-asan/corpus-$f && build-asan/tests/$f -max_total_time=20 -max_len=8192 -print_final_stats=1 build-asan/corpus-$f $corpus 2>&1 | tail -n 4"
+    step "fuzz $f (15 s)" bash -c "set -o pipefail; mkdir -p build-fuzz/corpus-$f && build-fuzz/tests/$f -max_total_time=15 -max_len=8192 -print_final_stats=1 build-fuzz/corpus-$f $corpus 2>&1 | tail -n 4"
   done
 else
   echo "clang not found: sanitizer and fuzz steps skipped"; failed=$((failed+1))

@@ -64,6 +64,8 @@ static void test_greedy(void **state) {
     float l[6];
     memcpy(l, L6, sizeof l);
     assert_int_equal(gemma_sampler_sample(s, l), 0);
+    gemma_sampler_free(s);
+    s = make(gemma_sampler_default_params(), 4);
     float ties[4] = {1, 3, 3, NAN};
     assert_int_equal(gemma_sampler_sample(s, ties), 1);   /* first of equal maxima; NaN never wins */
     gemma_sampler_free(s);
