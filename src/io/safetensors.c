@@ -219,7 +219,7 @@ gemma_status gm_tensors_add_mapped(gm_tensor_set *ts, gm_mapfile mf, gemma_error
             st = gm_fail(err, GEMMA_ERR_FORMAT, "%s: a tensor name is empty or contains NUL", path);
             goto done;
         }
-        gm_tensor t = {0};
+        gm_tensor t = {.ggml_type = -1};
         if ((st = parse_entry(path, e, data_size, &t, err))) goto done;
         uint64_t rel = (uint64_t)(uintptr_t)t.data;
         t.data = data_base + rel;
@@ -274,6 +274,30 @@ done:
         gm_mapfile_close(&mf);
     }
     return st;
+}
+
+int gm_tensors_add_source(gm_tensor_set *ts, gm_mapfile mf) {
+    gm_mapfile *nf = realloc(ts->files, (size_t)(ts->n_files + 1) * sizeof *nf);
+    if (!nf) {
+        gm_mapfile_close(&mf);
+        return -1;
+    }
+    ts->files = nf;
+    ts->files[ts->n_files] = mf;
+    return ts->n_files++;
+}
+
+gemma_status gm_tensors_add(gm_tensor_set *ts, const gm_tensor *t, gemma_error *err) {
+    const char *path = gm_tensors_file_of(ts, t);
+    if (gm_tensors_find(ts, t->name)) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tensor '%s' appears twice", path, t->name);
+    gemma_status st = grow_tensors(ts, 1, path, err);
+    if (st) return st;
+    gm_tensor c = *t;
+    if (!(c.name = strdup(t->name))) return gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory", path);
+    ts->tensors[ts->n_tensors++] = c;
+    if (!rebuild_index(ts, ts->n_tensors * 2 > ts->n_slots ? (ts->n_slots ? ts->n_slots * 2 : 256) : ts->n_slots))
+        return gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory", path);
+    return GEMMA_OK;
 }
 
 void gm_tensors_free(gm_tensor_set *ts) {

@@ -30,6 +30,7 @@ typedef struct {
     const uint8_t *data;
     size_t nbytes;
     int file;                /* index into gm_tensor_set.files */
+    int ggml_type;           /* GGUF block-quantized tensors: the ggml type id, else -1 */
 } gm_tensor;
 
 typedef struct {
@@ -47,6 +48,11 @@ gemma_status gm_tensors_add_file(gm_tensor_set *ts, const char *path, gemma_erro
 /* Same, for a file already in memory; the set takes ownership of mf (also on failure). */
 gemma_status gm_tensors_add_mapped(gm_tensor_set *ts, gm_mapfile mf, gemma_error *err);
 const gm_tensor *gm_tensors_find(const gm_tensor_set *ts, const char *name);
+/* Register a file whose tensors another reader (GGUF) parsed: takes ownership
+ * of mf; returns its index for gm_tensor.file, or -1 on allocation failure. */
+int gm_tensors_add_source(gm_tensor_set *ts, gm_mapfile mf);
+/* Add one tensor (the name is copied); a repeated name is an error. */
+gemma_status gm_tensors_add(gm_tensor_set *ts, const gm_tensor *t, gemma_error *err);
 const char *gm_tensors_file_of(const gm_tensor_set *ts, const gm_tensor *t);
 void gm_tensors_free(gm_tensor_set *ts);
 

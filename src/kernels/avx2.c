@@ -165,4 +165,6 @@ const gm_kernels gm_kernels_avx2 = {
     .bf16_to_f32 = avx2_bf16_to_f32,
     .f16_to_f32 = avx2_f16_to_f32,
     .axpy = avx2_axpy,
+    .dot_ggml = gm_ggml_dot_row,          /* scalar until the SIMD twins land */
+    .dequant_ggml = gm_ref_dequant_ggml,
 };

@@ -164,4 +164,6 @@ const gm_kernels gm_kernels_avx512 = {
     .bf16_to_f32 = avx512_bf16_to_f32,
     .f16_to_f32 = avx512_f16_to_f32,
     .axpy = avx512_axpy,
+    .dot_ggml = gm_ggml_dot_row,          /* scalar until the SIMD twins land */
+    .dequant_ggml = gm_ref_dequant_ggml,
 };

@@ -34,6 +34,13 @@ typedef struct {
     void (*bf16_to_f32)(const void *in, float *out, int n);
     void (*f16_to_f32)(const void *in, float *out, int n);
     void (*axpy)(float a, const float *x, float *y, int n);   /* y += a*x */
+    /* GGUF block formats (quant/ggml_blocks.h type ids).  `w` is one row of n
+     * values (n a multiple of the type's block size, the type supported by
+     * gm_ggml_type_supported).  dot: sum_i w_i x_i with w_i exactly as
+     * gm_ggml_dequant_row gives them, f32 accumulation in any order.
+     * dequant: out[i] = w_i, bit-identical to gm_ggml_dequant_row. */
+    float (*dot_ggml)(uint32_t type, const void *w, const float *x, int n);
+    void (*dequant_ggml)(uint32_t type, const void *w, float *out, int n);
 } gm_kernels;
 
 extern const gm_kernels gm_kernels_ref;
@@ -52,5 +59,7 @@ const gm_kernels *gm_kernels_by_name(const char *name);
 
 /* Scalar helpers shared by the SIMD files for the uncommon bit widths. */
 void gm_ref_unpack_mlx(const uint8_t *packed, int bits, int k0, int count, float *out);
+void gm_ref_dequant_ggml(uint32_t type, const void *w, float *out, int n);
+float gm_ggml_dot_row(uint32_t type, const void *w, const float *x, int n);   /* quant/ggml_blocks.c */
 
 #endif

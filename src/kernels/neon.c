@@ -161,4 +161,6 @@ const gm_kernels gm_kernels_neon = {
     .bf16_to_f32 = neon_bf16_to_f32,
     .f16_to_f32 = neon_f16_to_f32,
     .axpy = neon_axpy,
+    .dot_ggml = gm_ggml_dot_row,          /* scalar until the SIMD twins land */
+    .dequant_ggml = gm_ref_dequant_ggml,
 };

@@ -2,6 +2,7 @@
  * Written for clarity, with f32 accumulation throughout. */
 #include "kernels/kernels.h"
 #include "core/dtype.h"
+#include "quant/ggml_blocks.h"
 
 /* ---------------------------------------------------------------- float dots */
 
@@ -81,6 +82,8 @@ static void ref_axpy(float a, const float *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void gm_ref_dequant_ggml(uint32_t type, const void *w, float *out, int n) { gm_ggml_dequant_row(type, w, out, n); }
+
 const gm_kernels gm_kernels_ref = {
     .name = "scalar",
     .dot_f32 = ref_dot_f32,
@@ -92,4 +95,6 @@ const gm_kernels gm_kernels_ref = {
     .bf16_to_f32 = ref_bf16_to_f32,
     .f16_to_f32 = ref_f16_to_f32,
     .axpy = ref_axpy,
+    .dot_ggml = gm_ggml_dot_row,
+    .dequant_ggml = gm_ref_dequant_ggml,
 };
