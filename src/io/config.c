@@ -307,6 +307,7 @@ static gemma_status parse_gemma3_text(const ctx *c, const gm_json *t, const gm_j
 gemma_status gm_config_parse(gm_config *cfg, const char *path, const char *text, size_t len, gemma_error *err) {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    cfg->norm_shift = 1.0f;
     char jerr[160];
     gm_json_limits lim = {.max_bytes = 16u << 20, .max_depth = 32};
     cfg->doc = gm_json_parse(text, len, &lim, jerr, sizeof jerr);

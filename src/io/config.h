@@ -38,6 +38,7 @@ typedef struct {
     int max_position_embeddings;
     double final_softcap;                /* 0 = none */
     int tie_word_embeddings;
+    float norm_shift;                    /* added to stored RMSNorm weights: 1 for HF/MLX (w), 0 for GGUF (1+w stored) */
     gm_layer_config *layers;             /* n_layers entries */
     int bos_token_id;
     int eos_token_ids[GM_MAX_EOS];
@@ -55,7 +56,7 @@ typedef struct {
     gm_quant_spec quant_default;
     const gm_json *quant_section;
     gm_json_doc *doc;
-    char path[512];                      /* config.json path, for messages */
+    char path[512];                      /* config.json (or .gguf) path, for messages */
 } gm_config;
 
 /* Parse config.json text.  `path` is used in messages only. */

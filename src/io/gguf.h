@@ -71,7 +71,7 @@ typedef struct {
     size_t nbytes;                    /* 0 when !known */
 } gm_gguf_tensor;
 
-typedef struct {
+typedef struct gm_gguf_s {
     gm_mapfile mf;
     uint32_t version;
     uint32_t alignment;

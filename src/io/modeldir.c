@@ -1,6 +1,7 @@
 /* modeldir.c - see modeldir.h. */
 #include "io/modeldir.h"
 #include "core/error.h"
+#include "io/gguf_model.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -120,13 +121,61 @@ static gemma_status load_all_safetensors(gm_modeldir *md, gemma_error *err) {
     return st;
 }
 
+/* Does the file start with the GGUF magic? */
+static int is_gguf_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char magic[4];
+    int yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    fclose(f);
+    return yes;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int gm_find_gguf_in_dir(const char *dir, char *out, size_t n) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int found = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!ends_with(de->d_name, ".gguf") || strncmp(de->d_name, "mmproj", 6) == 0) continue;
+        char p[1400];
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p || !is_gguf_file(p)) continue;
+        /* more than one candidate: ambiguous, let the user name the file */
+        if (found++ || (size_t)snprintf(out, n, "%s", p) >= n) {
+            found = 2;
+            break;
+        }
+    }
+    closedir(d);
+    return found == 1;
+}
+
+static gemma_status open_gguf(gm_modeldir *md, const char *file, gemma_error *err) {
+    if ((size_t)snprintf(md->gguf_path, sizeof md->gguf_path, "%s", file) >= sizeof md->gguf_path)
+        return gm_fail(err, GEMMA_ERR_ARG, "%s: path too long", file);
+    const char *slash = strrchr(file, '/');
+    if (!slash) snprintf(md->dir, sizeof md->dir, ".");
+    else snprintf(md->dir, sizeof md->dir, "%.*s", (int)(slash == file ? 1 : slash - file), file);
+    gemma_status st = gm_gguf_model_open(&md->gguf, &md->cfg, &md->tensors, file, err);
+    if (st) gm_modeldir_close(md);
+    return st;
+}
+
 gemma_status gm_modeldir_open(gm_modeldir *md, const char *path, gemma_error *err) {
     memset(md, 0, sizeof *md);
     if (!path || !*path) return gm_fail(err, GEMMA_ERR_ARG, "no model path given");
     struct stat st_dir;
     if (stat(path, &st_dir) != 0) return gm_fail(err, GEMMA_ERR_IO, "%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st_dir.st_mode))
-        return gm_fail(err, GEMMA_ERR_ARG, "%s: expected a model directory (config.json + *.safetensors)", path);
+    if (!S_ISDIR(st_dir.st_mode)) {
+        if (is_gguf_file(path)) return open_gguf(md, path, err);
+        return gm_fail(err, GEMMA_ERR_ARG,
+                       "%s: expected a model directory (config.json + *.safetensors) or a GGUF file", path);
+    }
     if ((size_t)snprintf(md->dir, sizeof md->dir, "%s", path) >= sizeof md->dir)
         return gm_fail(err, GEMMA_ERR_ARG, "%s: path too long", path);
     size_t dl = strlen(md->dir);
@@ -135,6 +184,8 @@ gemma_status gm_modeldir_open(gm_modeldir *md, const char *path, gemma_error *er
     char p[1400];
     gemma_status st;
     if ((st = join(p, sizeof p, md->dir, "config.json", err))) return st;
+    char gguf[1400];
+    if (!file_exists(p) && gm_find_gguf_in_dir(md->dir, gguf, sizeof gguf)) return open_gguf(md, gguf, err);
     char *text;
     size_t len;
     if ((st = gm_read_file(p, MAX_CONFIG_BYTES, &text, &len, err))) return st;
@@ -166,4 +217,6 @@ fail:
 void gm_modeldir_close(gm_modeldir *md) {
     gm_config_free(&md->cfg);
     gm_tensors_free(&md->tensors);
+    gm_gguf_model_close(md->gguf);
+    md->gguf = NULL;
 }

@@ -1,6 +1,7 @@
 /* weights.c - see weights.h. */
 #include "io/weights.h"
 #include "core/error.h"
+#include "quant/ggml_blocks.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -69,6 +70,25 @@ gemma_status gm_bind_matrix(const gm_modeldir *md, const char *module, int rows,
     if (s) return bind_mlx(md, module, w, s, rows, cols, out, err);
 
     char sb[96];
+    if (w->ggml_type > 0) {   /* GGUF blocks (F32/F16/BF16 GGUF tensors are plain dtypes) */
+        if (w->ndim != 2 || w->shape[0] != rows || w->shape[1] != cols)
+            return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tensor '%s.weight' is %s %s, expected [%d, %d]", file_of(md, w),
+                           module, w->dtype_name, gm_shape_str(w->shape, w->ndim, sb, sizeof sb), rows, cols);
+        if (!gm_ggml_type_supported((uint32_t)w->ggml_type))
+            return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: tensor '%s.weight' has GGML type %s (supported: %s)",
+                           file_of(md, w), module, w->dtype_name, gm_ggml_supported_list());
+        size_t rb = gm_ggml_row_bytes((uint32_t)w->ggml_type, cols);
+        if (!rb || rb * (size_t)rows != w->nbytes)
+            return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tensor '%s.weight' (%s) rows of %d values do not fit its %zu bytes",
+                           file_of(md, w), module, w->dtype_name, cols, w->nbytes);
+        out->kind = GM_W_GGML;
+        out->rows = rows;
+        out->cols = cols;
+        out->data = w->data;
+        out->row_bytes = rb;
+        out->ggml_type = (uint32_t)w->ggml_type;
+        return GEMMA_OK;
+    }
     if (!gm_dtype_is_float(w->dtype) || w->ndim != 2 || w->shape[0] != rows || w->shape[1] != cols)
         return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tensor '%s.weight' is %s %s, expected F32/F16/BF16 [%d, %d]",
                        file_of(md, w), module, w->dtype_name, gm_shape_str(w->shape, w->ndim, sb, sizeof sb), rows,

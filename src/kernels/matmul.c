@@ -56,6 +56,7 @@ void gm_weight_row(const gm_kernels *k, const gm_weight *w, int row, float *out,
         k->dequant_mlx(p, s, b, w->bits, w->group_size, out, w->cols);
         break;
     }
+    case GM_W_GGML: k->dequant_ggml(w->ggml_type, p, out, w->cols); break;
     }
 }
 
@@ -89,6 +90,7 @@ static void matmul_rows(void *arg, int thread, int n_threads) {
             case GM_W_F32: v = k->dot_wf32(row, t->x, cols); break;
             case GM_W_BF16: v = k->dot_bf16(row, t->x, cols); break;
             case GM_W_F16: v = k->dot_f16(row, t->x, cols); break;
+            case GM_W_GGML: v = k->dot_ggml(w->ggml_type, row, t->x, cols); break;
             default:
                 widen_scales(k, w, o, scales, biases);
                 v = k->dot_mlx(row, scales, biases, t->scratch->xsum, w->bits, w->group_size, t->x, cols);

@@ -1,8 +1,9 @@
 /* matmul.h - y = x · Wᵀ over weights in any stored format, split across the pool.
  *
  * A gm_weight is a view of a [rows, cols] matrix as it lies in the mmapped
- * checkpoint: f32, f16, bf16, or MLX affine-quantized (packed bitstream +
- * per-group scales and biases).  Nothing is converted ahead of time. */
+ * checkpoint: f32, f16, bf16, MLX affine-quantized (packed bitstream +
+ * per-group scales and biases), or a GGUF block format (each row a run of
+ * ggml blocks).  Nothing is converted ahead of time. */
 #ifndef GM_MATMUL_H
 #define GM_MATMUL_H
 
@@ -13,7 +14,7 @@
 #include "core/threadpool.h"
 #include "kernels/kernels.h"
 
-typedef enum { GM_W_F32 = 0, GM_W_F16, GM_W_BF16, GM_W_MLX } gm_wkind;
+typedef enum { GM_W_F32 = 0, GM_W_F16, GM_W_BF16, GM_W_MLX, GM_W_GGML } gm_wkind;
 
 typedef struct {
     gm_wkind kind;
@@ -24,6 +25,8 @@ typedef struct {
     int bits, group_size;
     const uint8_t *scales, *biases;
     gm_dtype qdtype;          /* dtype of scales and biases */
+    /* GGUF blocks */
+    uint32_t ggml_type;       /* quant/ggml_blocks.h type id */
 } gm_weight;
 
 /* Per-thread scratch the kernels need: sized by gm_matmul_scratch_floats. */

@@ -53,7 +53,7 @@ static gemma_status bind_layer(gemma_model *m, const char *prefix, int l, gm_lay
     for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
         snprintf(name, sizeof name, "%s%s", base, norms[i].sub);
         *norms[i].dst = *vec;
-        if ((st = gm_bind_vector(md, name, norms[i].n, 1.0f, *vec, err))) return st;
+        if ((st = gm_bind_vector(md, name, norms[i].n, c->norm_shift, *vec, err))) return st;
         *vec += norms[i].n;
     }
 
@@ -108,7 +108,7 @@ gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err) {
         if ((st = bind_layer(m, prefix, l, &m->layers[l], &vec, err))) return st;
     snprintf(name, sizeof name, "%snorm.weight", prefix);
     m->final_norm = vec;
-    if ((st = gm_bind_vector(md, name, D, 1.0f, vec, err))) return st;
+    if ((st = gm_bind_vector(md, name, D, c->norm_shift, vec, err))) return st;
 
     m->embed_scale = gm_bf16_round(sqrtf((float)D));
     int widest = D > c->intermediate_size ? D : c->intermediate_size;

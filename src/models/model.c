@@ -3,6 +3,7 @@
  * architecture's file (only Gemma 3 so far). */
 #include "models/model.h"
 #include "core/error.h"
+#include "quant/ggml_blocks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@ static const char *kind_name(const gm_weight *w, char *buf, size_t n) {
     case GM_W_F16: return "f16";
     case GM_W_BF16: return "bf16";
     case GM_W_MLX: snprintf(buf, n, "mlx%d-g%d", w->bits, w->group_size); return buf;
+    case GM_W_GGML: snprintf(buf, n, "%s", gm_ggml_type_name(w->ggml_type)); return buf;
     }
     return "?";
 }
