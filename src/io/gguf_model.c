@@ -176,8 +176,11 @@ static gemma_status config_from_gguf(const gm_gguf *g, gm_config *cfg, gemma_err
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->path, sizeof cfg->path, "%s", gm_gguf_path(g));
     const char *path = gm_gguf_path(g), *arch;
-    gemma_status st = gm_gguf_get_str(g, "general.architecture", &arch, NULL, err);
+    size_t arch_len;
+    gemma_status st = gm_gguf_get_str(g, "general.architecture", &arch, &arch_len, err);
     if (st) return st;
+    if (strlen(arch) != arch_len)
+        return gm_fail(err, GEMMA_ERR_FORMAT, "%s: metadata general.architecture contains a NUL byte", path);
     if (strcmp(arch, "clip") == 0)
         return gm_fail(err, GEMMA_ERR_ARG,
                        "%s: general.architecture is 'clip': this is a multimodal projector (mmproj) file, not a "

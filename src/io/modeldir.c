@@ -141,18 +141,14 @@ int gm_find_gguf_in_dir(const char *dir, char *out, size_t n) {
     if (!d) return 0;
     int found = 0;
     struct dirent *de;
-    while ((de = readdir(d))) {
+    while ((de = readdir(d)) && found < 2) {
         if (!ends_with(de->d_name, ".gguf") || strncmp(de->d_name, "mmproj", 6) == 0) continue;
         char p[1400];
         if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p || !is_gguf_file(p)) continue;
-        /* more than one candidate: ambiguous, let the user name the file */
-        if (found++ || (size_t)snprintf(out, n, "%s", p) >= n) {
-            found = 2;
-            break;
-        }
+        if (found++ == 0 && (size_t)snprintf(out, n, "%s", p) >= n) found = 0;
     }
     closedir(d);
-    return found == 1;
+    return found;
 }
 
 static gemma_status open_gguf(gm_modeldir *md, const char *file, gemma_error *err) {
@@ -185,7 +181,13 @@ gemma_status gm_modeldir_open(gm_modeldir *md, const char *path, gemma_error *er
     gemma_status st;
     if ((st = join(p, sizeof p, md->dir, "config.json", err))) return st;
     char gguf[1400];
-    if (!file_exists(p) && gm_find_gguf_in_dir(md->dir, gguf, sizeof gguf)) return open_gguf(md, gguf, err);
+    if (!file_exists(p)) {
+        int n = gm_find_gguf_in_dir(md->dir, gguf, sizeof gguf);
+        if (n == 1) return open_gguf(md, gguf, err);
+        if (n > 1)
+            return gm_fail(err, GEMMA_ERR_ARG, "%s: no config.json and more than one .gguf model file: name the file",
+                           md->dir);
+    }
     char *text;
     size_t len;
     if ((st = gm_read_file(p, MAX_CONFIG_BYTES, &text, &len, err))) return st;

@@ -23,8 +23,10 @@ typedef struct {
 
 gemma_status gm_modeldir_open(gm_modeldir *md, const char *path, gemma_error *err);
 void gm_modeldir_close(gm_modeldir *md);
-/* The one GGUF model file in dir (mmproj* files ignored): 1 and its path in
- * out, or 0 when there is none or more than one. */
+/* What messages name: the GGUF file, or the directory. */
+static inline const char *gm_modeldir_source(const gm_modeldir *md) { return md->gguf_path[0] ? md->gguf_path : md->dir; }
+/* How many GGUF model files dir holds (mmproj* ignored), counting to 2; the
+ * first one's path goes to out. */
 int gm_find_gguf_in_dir(const char *dir, char *out, size_t n);
 
 #endif

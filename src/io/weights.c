@@ -65,7 +65,7 @@ gemma_status gm_bind_matrix(const gm_modeldir *md, const char *module, int rows,
                             gemma_error *err) {
     memset(out, 0, sizeof *out);
     const gm_tensor *w = find_suffixed(md, module, "weight");
-    if (!w) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: missing tensor '%s.weight'", md->dir, module);
+    if (!w) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: missing tensor '%s.weight'", gm_modeldir_source(md), module);
     const gm_tensor *s = find_suffixed(md, module, "scales");
     if (s) return bind_mlx(md, module, w, s, rows, cols, out, err);
 
@@ -103,7 +103,7 @@ gemma_status gm_bind_matrix(const gm_modeldir *md, const char *module, int rows,
 
 gemma_status gm_bind_vector(const gm_modeldir *md, const char *name, int n, float add, float *out, gemma_error *err) {
     const gm_tensor *t = gm_tensors_find(&md->tensors, name);
-    if (!t) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: missing tensor '%s'", md->dir, name);
+    if (!t) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: missing tensor '%s'", gm_modeldir_source(md), name);
     char sb[96];
     if (!gm_dtype_is_float(t->dtype) || t->ndim != 1 || t->shape[0] != n)
         return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tensor '%s' is %s %s, expected F32/F16/BF16 [%d]", file_of(md, t),
@@ -125,5 +125,5 @@ gemma_status gm_find_text_prefix(const gm_modeldir *md, const char **prefix, gem
     return gm_fail(err, GEMMA_ERR_FORMAT,
                    "%s: missing tensor 'model.embed_tokens.weight' (also tried language_model.model.* and "
                    "model.language_model.*)",
-                   md->dir);
+                   gm_modeldir_source(md));
 }

@@ -94,7 +94,7 @@ gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err) {
         m->weight_bytes += gm_weight_bytes(&m->lm_head);
     } else if (!c->tie_word_embeddings) {
         return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tie_word_embeddings is false but there is no lm_head.weight",
-                       md->dir);
+                       gm_modeldir_source(md));
     } else {
         m->lm_head = m->embed;
     }
