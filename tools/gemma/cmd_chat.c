@@ -15,12 +15,13 @@
 #include <unistd.h>
 
 static const char *const help_head =
-    "usage: gemma chat -m MODEL_DIR [options]\n"
+    "usage: gemma chat [-m MODEL] [options]\n"
     "\n"
     "Type a message and press Enter.  Commands: /reset (forget the conversation),\n"
     "/system TEXT (set the system prompt and start over), /help, /quit.  ^C stops a reply.\n"
     "\n"
-    "  -m, --model DIR       model directory (config.json, safetensors, tokenizer.json)\n"
+    "  -m, --model PATH      a model directory (config.json + safetensors, or one .gguf) or a .gguf file;\n"
+    "                        default: $GEMMA_MODEL, else models/gemma3-270m (scripts/setup.sh installs it)\n"
     "  --system TEXT         a system prompt\n"
     "  -q, --quiet           no speed statistics after each reply\n";
 
@@ -150,7 +151,7 @@ int cmd_chat(int argc, char **argv) {
             return cli_usage_error("chat", "unknown option '%s'", a);
         }
     }
-    if (!model_dir) return cli_usage_error("chat", "missing -m MODEL_DIR");
+    if (!(model_dir = cli_model_or_default(model_dir, "chat"))) return CLI_USAGE;
 
     cli_assets a;
     if (cli_load_assets(model_dir, &a, 1) != CLI_OK) return CLI_FAIL;
@@ -208,7 +209,7 @@ int cmd_chat(int argc, char **argv) {
                 gemma_sampler_reset(smp);
                 fputs(c->system ? "(system prompt set; conversation reset)\n" : "(system prompt cleared)\n", stdout);
             } else if (!strcmp(line, "/help")) {
-                fputs(help_head + strlen("usage: gemma chat -m MODEL_DIR [options]\n\n"), stdout);
+                fputs(help_head + strlen("usage: gemma chat [-m MODEL] [options]\n\n"), stdout);
             } else {
                 fprintf(stdout, "unknown command %s (/help)\n", line);
             }

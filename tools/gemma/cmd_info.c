@@ -2,6 +2,7 @@
  * architecture and shapes, parameter count, weight formats, context, stop
  * tokens, tokenizer and chat format, and the memory a session will need. */
 #include "args.h"
+#include "common.h"
 #include "gemma.h"
 
 #include <stdio.h>
@@ -13,7 +14,8 @@ int cmd_info(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            puts("usage: gemma info -m MODEL_DIR [--ctx N]\n\n"
+            puts("usage: gemma info [-m MODEL] [--ctx N]\n\n"
+                 "  -m MODEL  model directory or .gguf file (default: as for gemma run)\n"
                  "  --ctx N   context size for the memory estimate (default 4096)");
             return CLI_OK;
         }
@@ -26,7 +28,7 @@ int cmd_info(int argc, char **argv) {
             return cli_usage_error("info", "unknown option '%s'", argv[i]);
         }
     }
-    if (!model_dir) return cli_usage_error("info", "missing -m MODEL_DIR");
+    if (!(model_dir = cli_model_or_default(model_dir, "info"))) return CLI_USAGE;
     gemma_error err;
     gemma_model *m;
     if (gemma_model_load(model_dir, NULL, &m, &err) != GEMMA_OK) return cli_error("%s", err.message);

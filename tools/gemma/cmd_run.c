@@ -10,9 +10,10 @@
 #include <string.h>
 
 static const char *const help_head =
-    "usage: gemma run -m MODEL_DIR -p PROMPT [options]\n"
+    "usage: gemma run [-m MODEL] -p PROMPT [options]\n"
     "\n"
-    "  -m, --model DIR       model directory (config.json, safetensors, tokenizer.json)\n"
+    "  -m, --model PATH      a model directory (config.json + safetensors, or one .gguf) or a .gguf file;\n"
+    "                        default: $GEMMA_MODEL, else models/gemma3-270m (scripts/setup.sh installs it)\n"
     "  -p, --prompt TEXT     the user message ('-' reads it from stdin)\n"
     "  --system TEXT         a system prompt\n"
     "  --raw                 no chat format: <bos> + PROMPT as plain text\n";
@@ -88,7 +89,7 @@ int cmd_run(int argc, char **argv) {
             return cli_usage_error("run", "unknown option '%s'", a);
         }
     }
-    if (!model_dir) return cli_usage_error("run", "missing -m MODEL_DIR");
+    if (!(model_dir = cli_model_or_default(model_dir, "run"))) return CLI_USAGE;
     if (!prompt) return cli_usage_error("run", "missing -p PROMPT");
     if (raw && system) return cli_usage_error("run", "--system needs the chat format (drop --raw)");
 

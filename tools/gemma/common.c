@@ -6,7 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 volatile sig_atomic_t cli_interrupted;
 
@@ -38,6 +40,40 @@ double cli_now(void) {
 }
 
 /* ================================================================= assets */
+
+#define DEFAULT_MODEL "models/gemma3-270m"
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *cli_default_model(void) {
+    static char path[4096];
+    const char *env = getenv("GEMMA_MODEL");
+    if (env && *env) return env;
+    /* <repo>/build/gemma -> <repo>/models/gemma3-270m */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+            if ((size_t)snprintf(path, sizeof path, "%s/" DEFAULT_MODEL, exe) < sizeof path && is_dir(path))
+                return path;
+        }
+    }
+    return is_dir(DEFAULT_MODEL) ? DEFAULT_MODEL : NULL;
+}
+
+const char *cli_model_or_default(const char *model_dir, const char *cmd) {
+    if (model_dir) return model_dir;
+    const char *d = cli_default_model();
+    if (!d) cli_usage_error(cmd, "missing -m MODEL (no default model: bash scripts/setup.sh installs one)");
+    return d;
+}
 
 int cli_load_assets(const char *model_dir, cli_assets *a, int need_chat) {
     memset(a, 0, sizeof *a);

@@ -16,6 +16,13 @@ typedef struct {
 } cli_assets;
 
 /* Load model_dir with its tokenizer.json and chat template; prints the error. */
+/* The model used when -m is not given: $GEMMA_MODEL, else the one
+ * scripts/setup.sh installs (models/gemma3-270m beside the build folder, or
+ * under the current directory).  NULL when there is none. */
+const char *cli_default_model(void);
+/* model_dir if given, else the default; NULL (after a usage message) if neither. */
+const char *cli_model_or_default(const char *model_dir, const char *cmd);
+
 int cli_load_assets(const char *model_dir, cli_assets *a, int need_chat);
 void cli_free_assets(cli_assets *a);
 
