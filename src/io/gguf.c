@@ -791,3 +791,17 @@ gemma_status gm_gguf_tensor_check(const gm_gguf *g, const gm_gguf_tensor *t, gem
                        gm_gguf_path(g), name, gm_ggml_type_name(t->type), gm_ggml_supported_list());
     return GEMMA_OK;
 }
+
+gm_tensor gm_gguf_tensor_view(const gm_gguf_tensor *t, const char *name, int file) {
+    gm_tensor v = {.name = (char *)name, .dtype = GM_DT_UNKNOWN, .ndim = t->n_dims, .data = t->data,
+                   .nbytes = t->nbytes, .file = file, .ggml_type = -1};
+    for (int d = 0; d < t->n_dims; d++) v.shape[d] = t->ne[t->n_dims - 1 - d];
+    switch (t->type) {
+    case GM_GGML_F32: v.dtype = GM_DT_F32; break;
+    case GM_GGML_F16: v.dtype = GM_DT_F16; break;
+    case GM_GGML_BF16: v.dtype = GM_DT_BF16; break;
+    default: v.ggml_type = (int)t->type; break;
+    }
+    snprintf(v.dtype_name, sizeof v.dtype_name, "%s", gm_ggml_type_name(t->type));
+    return v;
+}

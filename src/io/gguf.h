@@ -20,6 +20,7 @@
 
 #include "core/mapfile.h"
 #include "gemma.h"
+#include "io/safetensors.h"
 
 #define GM_GGUF_MAX_DIMS 4
 #define GM_GGUF_DEFAULT_ALIGNMENT 32
@@ -136,5 +137,10 @@ int64_t gm_gguf_tensor_rows(const gm_gguf_tensor *t);   /* ne[1] * ne[2] * ne[3]
 /* OK if this code can compute with t (gm_ggml_type_supported), else an error
  * naming the file, the tensor and its type. */
 gemma_status gm_gguf_tensor_check(const gm_gguf *g, const gm_gguf_tensor *t, gemma_error *err);
+/* t as a gm_tensor view for a gm_tensor_set (gm_tensors_add copies the name):
+ * shape in PyTorch order (ne reversed); F32/F16/BF16 as plain dtypes with
+ * ggml_type -1, block types as dtype GM_DT_UNKNOWN with ggml_type = the id;
+ * dtype_name = the ggml type name either way; data stays in the map. */
+gm_tensor gm_gguf_tensor_view(const gm_gguf_tensor *t, const char *name, int file);
 
 #endif

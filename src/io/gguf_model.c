@@ -18,7 +18,6 @@
  *   - the LM head is tied unless an output.weight tensor exists. */
 #include "io/gguf_model.h"
 #include "core/error.h"
-#include "quant/ggml_blocks.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -293,16 +292,7 @@ static gemma_status add_tensors(const gm_gguf *g, gm_tensor_set *ts, gemma_error
         const gm_gguf_tensor *gt = &g->tensors[i];
         char name[512];
         hf_name(gt->name, name, sizeof name);
-        gm_tensor t = {.name = name, .dtype = GM_DT_UNKNOWN, .ndim = gt->n_dims, .data = gt->data,
-                       .nbytes = gt->nbytes, .file = file, .ggml_type = -1};
-        for (int d = 0; d < gt->n_dims; d++) t.shape[d] = gt->ne[gt->n_dims - 1 - d];
-        switch (gt->type) {
-        case GM_GGML_F32: t.dtype = GM_DT_F32; break;
-        case GM_GGML_F16: t.dtype = GM_DT_F16; break;
-        case GM_GGML_BF16: t.dtype = GM_DT_BF16; break;
-        default: t.ggml_type = (int)gt->type; break;
-        }
-        snprintf(t.dtype_name, sizeof t.dtype_name, "%s", gm_ggml_type_name(gt->type));
+        gm_tensor t = gm_gguf_tensor_view(gt, name, file);
         gemma_status st = gm_tensors_add(ts, &t, err);
         if (st) return st;
     }

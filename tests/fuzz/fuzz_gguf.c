@@ -2,12 +2,15 @@
  * Every input must either open (and then every value, string and tensor the
  * index hands out lies inside the buffer, lookups find what iteration sees,
  * and the first row of each tensor we can compute with dequantizes) or fail
- * with a one-line message; never crash, leak or read out of bounds. */
+ * with a one-line message; never crash, leak or read out of bounds.  The same
+ * bytes then go through the mmproj loader (io/mmproj.h), with the same rule:
+ * a config and tensor views inside the buffer, or one line. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/gguf.h"
+#include "io/mmproj.h"
 #include "quant/ggml_blocks.h"
 
 static const uint8_t *lo, *hi;   /* the input buffer, for bounds checks (per call) */
@@ -58,6 +61,33 @@ static uint8_t touch_value(const gm_gguf_value *v) {
     return sink;
 }
 
+static int one_line_error(const gemma_error *err) {
+    return !strchr(err->message, '\n') && strncmp(err->message, "fuzz.gguf: ", 11) == 0;
+}
+
+static void fuzz_mmproj(uint8_t *copy, size_t size) {
+    gm_mapfile mf = {.data = copy, .size = size, .path = strdup("fuzz.gguf"), .is_mapped = 0};
+    gm_mmproj m;
+    gemma_error err;
+    if (gm_mmproj_open_mapped(&m, mf, &err) != GEMMA_OK) {
+        if (!one_line_error(&err)) abort();
+        return;
+    }
+    const gm_vision_config *c = &m.cfg;
+    if (c->tokens_per_side * c->pool != c->patches_per_side || c->patches_per_side * c->patch_size != c->image_size ||
+        c->head_dim * c->heads != c->hidden)
+        abort();
+    volatile uint8_t sink = 0;
+    for (size_t i = 0; i < m.ts.n_tensors; i++) {
+        const gm_tensor *t = &m.ts.tensors[i];
+        if (gm_tensors_find(&m.ts, t->name) != t) abort();
+        in_buffer(t->data, t->nbytes);
+        if (t->nbytes) sink ^= t->data[t->nbytes - 1];
+    }
+    (void)sink;
+    gm_mmproj_close(&m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t *copy = malloc(size ? size : 1);   /* exact-size heap copy: ASan sees overreads */
     if (!copy) return 0;
@@ -97,9 +127,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         (void)sink;
         gm_gguf_close(&g);
-    } else if (strchr(err.message, '\n') || strncmp(err.message, "fuzz.gguf: ", 11) != 0) {
+    } else if (!one_line_error(&err)) {
         abort();
     }
+    fuzz_mmproj(copy, size);
     free(copy);
     return 0;
 }

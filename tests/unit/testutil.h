@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/json.h"
+#include "core/mapfile.h"
+
 static inline void tu_write(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) { perror(path); abort(); }
@@ -18,6 +21,24 @@ static inline void tu_write(const char *path, const void *data, size_t n) {
 }
 
 static inline void tu_write_str(const char *path, const char *s) { tu_write(path, s, strlen(s)); }
+
+/* A JSON file parsed (up to 1 GB); aborts with the reason if it cannot be. */
+static inline gm_json_doc *tu_load_json(const char *path) {
+    char *text, jerr[160];
+    size_t n;
+    gemma_error err;
+    if (gm_read_file(path, (size_t)1 << 30, &text, &n, &err) != GEMMA_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        abort();
+    }
+    gm_json_doc *doc = gm_json_parse(text, n, NULL, jerr, sizeof jerr);
+    free(text);
+    if (!doc) {
+        fprintf(stderr, "%s: %s\n", path, jerr);
+        abort();
+    }
+    return doc;
+}
 
 /* A fresh empty folder GEMMA_TEST_TMPDIR/<name>; returns a static path. */
 static inline const char *tu_dir(const char *name) {
@@ -34,6 +55,44 @@ static inline const char *tu_dir(const char *name) {
 static inline char *tu_path(char *buf, size_t n, const char *dir, const char *file) {
     snprintf(buf, n, "%s/%s", dir, file);
     return buf;
+}
+
+/* ------------------------------------------------------- the real GGUF */
+#ifdef GEMMA_MODELS_DIR
+
+/* The Gemma 3 270M GGUF: $GEMMA_GGUF_270M, else the file scripts/setup.sh installs. */
+static inline const char *tu_real_gguf(void) {
+    const char *env = getenv("GEMMA_GGUF_270M");
+    return env && *env ? env : GEMMA_MODELS_DIR "/gemma3-270m/gemma-3-270m-q4_k_m.gguf";
+}
+
+/* Whether to run the tests that need it: yes when it exists, and also when
+ * GEMMA_REQUIRE_REAL_MODEL=1 (CI), so that a missing file fails them. */
+static inline int tu_have_real_gguf(void) {
+    struct stat st;
+    if (stat(tu_real_gguf(), &st) == 0) return 1;
+    const char *req = getenv("GEMMA_REQUIRE_REAL_MODEL");
+    if (req && strcmp(req, "1") == 0) return 1;
+    fprintf(stderr, "%s not found: its tests are skipped (GEMMA_REQUIRE_REAL_MODEL=1 makes that a failure)\n",
+            tu_real_gguf());
+    return 0;
+}
+#endif
+
+/* NULL if an error message is one line that starts with "path: " and contains
+ * s1 and s2 (each if not NULL); else what is wrong with it, for fail_msg. */
+static inline const char *tu_message_problem(const char *msg, const char *path, const char *s1, const char *s2) {
+    static char why[1400];
+    size_t pl = strlen(path);
+    if (strncmp(msg, path, pl) != 0 || strncmp(msg + pl, ": ", 2) != 0)
+        snprintf(why, sizeof why, "does not start with '%s: '", path);
+    else if (strchr(msg, '\n') || strchr(msg, '\r'))
+        snprintf(why, sizeof why, "is not one line");
+    else if ((s1 && !strstr(msg, s1)) || (s2 && !strstr(msg, s2)))
+        snprintf(why, sizeof why, "lacks '%s'", s1 && !strstr(msg, s1) ? s1 : s2);
+    else
+        return NULL;
+    return why;
 }
 
 /* ------------------------------------------------------ safetensors writer */
