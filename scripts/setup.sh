@@ -54,6 +54,10 @@ if ! echo "$want_gguf  $gguf" | sha256sum -c --status 2>/dev/null; then
   mv "$gguf.tmp" "$gguf"
   rm -rf "$site"
 fi
+# The same real weights as a float32 Hugging Face folder and as the real
+# mlx_lm.convert 4-bit folder (models/gemma3-270m-hf, models/gemma3-270m-mlx4):
+# the real-model tests compare us with mlx-lm on both.  Deterministic, checked by sha256.
+bash scripts/make_real_models.sh
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
