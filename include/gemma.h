@@ -158,10 +158,14 @@ GEMMA_API int gemma_session_threads(const gemma_session *session);
 /* ------------------------------------------------------------- tokenizer */
 
 /* The model's tokenizer, from Hugging Face tokenizer.json (Gemma 3: BPE with
- * byte fallback).  Ids and text are exactly what HF tokenizers produces. */
+ * byte fallback) or from a GGUF file's tokenizer.ggml.* metadata (the same
+ * vocabulary as SentencePiece pieces and scores; the merges are rebuilt from
+ * the scores).  Ids and text are exactly what HF tokenizers produces. */
 typedef struct gemma_tokenizer gemma_tokenizer;
 
-/* `path` is a tokenizer.json file or a directory holding one. */
+/* `path` is a tokenizer.json file, a GGUF file (known by its magic, whatever
+ * its name), or a directory holding tokenizer.json or else one .gguf model
+ * file (mmproj* files are ignored). */
 GEMMA_API gemma_status gemma_tokenizer_load(const char *path, gemma_tokenizer **out, gemma_error *err);
 GEMMA_API void gemma_tokenizer_free(gemma_tokenizer *tok);
 GEMMA_API int gemma_tokenizer_vocab_size(const gemma_tokenizer *tok);   /* ids are 0 .. size-1 */
@@ -235,7 +239,10 @@ typedef struct {
 } gemma_chat_message;
 
 /* From a directory (tokenizer_config.json, chat_template.jinja or
- * chat_template.json inside), or one of those files. */
+ * chat_template.json inside), or one of those files; or from a GGUF file (or
+ * a directory holding none of those and one .gguf model file): its
+ * tokenizer.chat_template, else the built-in format of its
+ * general.architecture ("gemma3": the Gemma 3 format). */
 GEMMA_API gemma_status gemma_chat_format_load(const char *path, gemma_chat_format **out, gemma_error *err);
 /* From the template text itself; fails with GEMMA_ERR_UNSUPPORTED for templates we do not implement. */
 GEMMA_API gemma_status gemma_chat_format_from_template(const char *jinja, gemma_chat_format **out, gemma_error *err);
@@ -296,6 +303,50 @@ GEMMA_API void gemma_sampler_accept(gemma_sampler *s, int32_t token);
 GEMMA_API void gemma_sampler_reset(gemma_sampler *s);   /* forget history, restart the random stream */
 /* Pick the next token from `logits` (vocab_size floats; modified in place). */
 GEMMA_API int32_t gemma_sampler_sample(gemma_sampler *s, float *logits);
+
+/* -------------------------------------------------------------- quantize */
+
+/* Progress of gemma_quantize: reported after each input tensor is written,
+ * and once more (tensor NULL, done == total) when every file is in place. */
+typedef struct {
+    const char *tensor;          /* input tensor just written; NULL on the final report */
+    size_t done, total;          /* input tensors written so far / in all */
+    size_t quantized;            /* of those, how many became packed weight + scales + biases */
+    uint64_t bytes_in, bytes_out;/* tensor bytes read / written so far */
+    int n_shards;                /* weight files written */
+} gemma_quantize_progress;
+
+typedef struct {
+    int bits;                    /* 2, 3, 4, 5, 6 or 8 (default 4) */
+    int group_size;              /* 32, 64 or 128 (default 64) */
+    int skip_vision;             /* keep vision_tower / vision_model / multi_modal_projector tensors in float */
+    int force;                   /* write into a non-empty out_dir, replacing only the files written */
+    uint64_t max_shard_bytes;    /* a new model-0000i-of-0000N.safetensors past this; 0 = 5 GiB (mlx-lm) */
+    void (*progress)(const gemma_quantize_progress *p, void *user);   /* NULL = none */
+    void *progress_user;
+} gemma_quantize_options;
+
+GEMMA_API gemma_quantize_options gemma_quantize_default_options(void);
+
+/* Convert a Hugging Face Gemma 3 checkpoint (config.json + BF16/F16/F32
+ * safetensors, one file or sharded; gemma3_text or multimodal gemma3) into an
+ * MLX affine-quantized one in out_dir, as mlx_lm.convert -q writes it: the
+ * same tensor names; every Linear/Embedding weight (2-D `*.weight`) whose
+ * last dimension group_size divides becomes `.weight` (U32, packed), `.scales`
+ * and `.biases`, bit-identical to mlx.core.quantize; float tensors are cast to
+ * config.json's torch_dtype (else text_config.dtype) when it names a float
+ * type, else keep theirs; scales and biases take that same dtype.  A tied
+ * multimodal checkpoint named language_model.model.* also gets
+ * language_model.lm_head.* (a copy of the embedding), as mlx-vlm writes and
+ * needs.  config.json
+ * gains "quantization" and "quantization_config"; shards, the index and the
+ * tokenizer / chat-template / processor files are written next to it.
+ * Tensors are streamed a few MB at a time (memory does not grow with the
+ * model).  in_dir is never written; out_dir is created if missing, must be
+ * empty unless opts->force, and only receives complete files (written as
+ * temporaries, renamed at the end; on failure nothing is left behind). */
+GEMMA_API gemma_status gemma_quantize(const char *in_dir, const char *out_dir, const gemma_quantize_options *opts,
+                                      gemma_error *err);
 
 /* ------------------------------------------------------------------- cpu */
 

@@ -46,6 +46,26 @@ static inline uint16_t gm_f32_to_bf16(float f) {
 
 static inline float gm_bf16_round(float f) { return gm_bf16_to_f32(gm_f32_to_bf16(f)); }
 
+/* Round to nearest even, as numpy/MLX astype(float16) do: overflow gives inf,
+ * small values become subnormals or signed zero, NaN stays a quiet NaN. */
+static inline uint16_t gm_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);     /* >= 65520 rounds to inf */
+    if (a < 0x38800000u) {                                        /* below 2^-14: subnormal */
+        if (a <= 0x33000000u) return (uint16_t)sign;              /* <= 2^-25 rounds to zero */
+        uint32_t m = (a & 0x7fffffu) | 0x800000u, s = 126u - (a >> 23);
+        uint32_t q = m >> s, rem = m & ((1u << s) - 1u), half = 1u << (s - 1u);
+        if (rem > half || (rem == half && (q & 1u))) q++;
+        return (uint16_t)(sign | q);
+    }
+    a -= 0x38000000u;                                             /* rebias the exponent 127 -> 15 */
+    a += 0xfffu + ((a >> 13) & 1u);
+    return (uint16_t)(sign | (a >> 13));
+}
+
 static inline float gm_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;

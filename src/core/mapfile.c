@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,21 @@ void gm_mapfile_close(gm_mapfile *mf) {
     if (mf->data && mf->is_mapped) munmap((void *)mf->data, mf->size);
     free(mf->path);
     memset(mf, 0, sizeof *mf);
+}
+
+void gm_mapfile_drop(const gm_mapfile *mf, const void *p, size_t n) {
+#ifdef MADV_DONTNEED
+    const unsigned char *c = p;
+    if (!mf || !mf->is_mapped || c < mf->data || n > mf->size || (size_t)(c - mf->data) > mf->size - n) return;
+    long v = sysconf(_SC_PAGESIZE);
+    size_t page = v > 0 ? (size_t)v : 4096;
+    uintptr_t b = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1), e = ((uintptr_t)p + n) & ~(uintptr_t)(page - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+#else
+    (void)mf;
+    (void)p;
+    (void)n;
+#endif
 }
 
 gemma_status gm_read_file(const char *path, size_t max_bytes, char **out, size_t *len, gemma_error *err) {

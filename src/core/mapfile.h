@@ -16,6 +16,11 @@ typedef struct {
 
 gemma_status gm_mapfile_open(gm_mapfile *mf, const char *path, gemma_error *err);
 void gm_mapfile_close(gm_mapfile *mf);
+/* Done reading [p, p + n) of mf for now: the whole pages in it leave this
+ * process's resident set (they stay in the page cache and are read again if
+ * touched), so a converter can stream a checkpoint larger than RAM.  A no-op
+ * for borrowed memory, ranges outside the map, or an OS without the advice. */
+void gm_mapfile_drop(const gm_mapfile *mf, const void *p, size_t n);
 /* Read a whole (small) file into a NUL-terminated heap buffer, refusing files larger than max_bytes. */
 gemma_status gm_read_file(const char *path, size_t max_bytes, char **out, size_t *len, gemma_error *err);
 

@@ -6,28 +6,11 @@
 set -u
 gemma=$1; fixtures=$2/gemma3; tmp=$3/cli
 rm -rf "$tmp"; mkdir -p "$tmp"
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
-
-# max |a-b| / max |b| over two float32 files, via od (no Python needed)
-rel_err() {
-  paste <(od -An -v -f -w4 "$1") <(od -An -v -f -w4 "$2") |
-    awk '{d=$1-$2; if(d<0)d=-d; if(d>m)m=d; r=$2<0?-$2:$2; if(r>M)M=r; n++} END{if(n==0){print "inf"}else{printf "%.3g\n", m/M}}'
-}
-
-# expect_fail NAME EXIT_CODE PATTERN -- command...
-expect_fail() {
-  local name=$1 code=$2 pat=$3; shift 4
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  local lines; lines=$(wc -l <"$tmp/err")
-  if [ "$rc" = "$code" ] && grep -q -- "$pat" "$tmp/err" && [ "$lines" = 1 ]; then ok "$name"
-  else bad "$name (exit $rc, stderr: $(head -c 300 "$tmp/err"))"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 fx=text-f32-hub
 dir=$fixtures/$fx
-tokens=$(tr -d ' \n\r\t' <"$dir/fixture.json" | sed -n 's/.*"tokens":\[\([0-9,]*\)\].*/\1/p')
+tokens=$(tokens_of "$dir")
 n=$(echo "$tokens" | tr ',' '\n' | wc -l)
 for k in "$n" 1 5 $((n/2)); do
   if "$gemma" logits -m "$dir" --tokens "$tokens" --prefill "$k" -t 2 -o "$tmp/l.f32" 2>"$tmp/err"; then

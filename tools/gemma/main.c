@@ -15,6 +15,7 @@ static const struct {
     {"chat", cmd_chat, "interactive multi-turn chat"},
     {"tokenize", cmd_tokenize, "text or chat messages to token ids"},
     {"info", cmd_info, "describe a model directory"},
+    {"quantize", cmd_quantize, "Hugging Face checkpoint -> MLX 4/8-bit checkpoint (mlx-lm / mlx-vlm compatible)"},
 };
 
 static void usage(FILE *f) {
