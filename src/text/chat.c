@@ -11,6 +11,9 @@
  *   alternation, "assistant" -> "model", contents trimmed, list contents
  *   concatenated with image parts as <start_of_image>, then
  *   "<start_of_turn>model\n" as the generation prompt.
+ * A GGUF file brings its template as tokenizer.chat_template; without one
+ * (Gemma 3 270M's has none) general.architecture "gemma3" gets the format
+ * that Gemma 3's tokenizer_config.json template maps to.
  * New formats (Gemma 4) plug in as another `kind`. */
 #include "text/chat.h"
 #include "core/error.h"
@@ -18,6 +21,9 @@
 #include "core/mapfile.h"
 #include "core/strbuf.h"
 #include "gemma.h"
+#include "io/gguf.h"
+#include "io/modeldir.h"
+#include "text/tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -167,24 +173,31 @@ static int template_literal_after(const char *tmpl, const char *marker, char *ou
     return *p == q;
 }
 
+/* The Gemma 3 format with its defaults: bos "<bos>", system separator "\n\n". */
+static gemma_chat_format *gemma3_format(void) {
+    gemma_chat_format *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->kind = CHAT_GEMMA3;
+    snprintf(f->name, sizeof f->name, "gemma3");
+    snprintf(f->bos, sizeof f->bos, "<bos>");
+    snprintf(f->system_separator, sizeof f->system_separator, "\n\n");
+    return f;
+}
+
 gemma_status gemma_chat_format_from_template(const char *jinja, gemma_chat_format **out, gemma_error *err) {
     if (!out) return gm_fail(err, GEMMA_ERR_ARG, "gemma_chat_format_from_template: out is NULL");
     *out = NULL;
     if (!jinja) return gm_fail(err, GEMMA_ERR_ARG, "no chat template");
-    gemma_chat_format *f = calloc(1, sizeof *f);
-    if (!f) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
-    snprintf(f->bos, sizeof f->bos, "<bos>");
     if (strstr(jinja, "<start_of_turn>") && strstr(jinja, "first_user_prefix") &&
         strstr(jinja, "Conversation roles must alternate")) {
-        f->kind = CHAT_GEMMA3;
-        snprintf(f->name, sizeof f->name, "gemma3");
-        if (!template_literal_after(jinja, "messages[0]['content'] +", f->system_separator,
-                                    sizeof f->system_separator))
-            snprintf(f->system_separator, sizeof f->system_separator, "\n\n");
+        gemma_chat_format *f = gemma3_format();
+        if (!f) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+        char sep[sizeof f->system_separator];
+        if (template_literal_after(jinja, "messages[0]['content'] +", sep, sizeof sep))
+            memcpy(f->system_separator, sep, sizeof sep);
         *out = f;
         return GEMMA_OK;
     }
-    free(f);
     if (strstr(jinja, "<|turn>"))
         return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "chat template: the Gemma 4 format is not supported yet");
     return gm_fail(err, GEMMA_ERR_UNSUPPORTED,
@@ -209,6 +222,54 @@ static void read_bos(const gm_json *cfg, gemma_chat_format *f) {
     if (s && strlen(s) < sizeof f->bos) snprintf(f->bos, sizeof f->bos, "%s", s);
 }
 
+/* A GGUF's tokenizer.chat_template, else the built-in format of its
+ * general.architecture (llama.cpp's converter leaves the template out when
+ * the source folder had none, as Gemma 3 270M's). */
+static gemma_status load_gguf(const char *file, gemma_chat_format **out, gemma_error *err) {
+    gm_gguf g;
+    gemma_status st = gm_gguf_open(&g, file, err);
+    if (st) return st;
+    const char *tmpl = NULL, *arch = NULL;
+    if (gm_gguf_find_kv(&g, "tokenizer.chat_template")) {
+        if ((st = gm_gguf_get_str(&g, "tokenizer.chat_template", &tmpl, NULL, err))) goto done;
+        if ((st = gemma_chat_format_from_template(tmpl, out, err))) {
+            char why[GEMMA_ERROR_MESSAGE_MAX];
+            snprintf(why, sizeof why, "%s", err ? err->message : "");
+            st = gm_fail(err, st, "%s: key 'tokenizer.chat_template': %s", file, why);
+            goto done;
+        }
+    } else {
+        if ((st = gm_gguf_get_str(&g, "general.architecture", &arch, NULL, err))) goto done;
+        if (strcmp(arch, "gemma3") != 0) {
+            st = gm_fail(err, GEMMA_ERR_UNSUPPORTED,
+                         "%s: key 'tokenizer.chat_template' is missing and general.architecture '%.40s' has no "
+                         "built-in chat format (built in: gemma3)", file, arch);
+            goto done;
+        }
+        if (!(*out = gemma3_format())) {
+            st = gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory", file);
+            goto done;
+        }
+    }
+    /* {{ bos_token }} is the piece of tokenizer.ggml.bos_token_id. */
+    const gm_gguf_kv *kv = gm_gguf_find_kv(&g, "tokenizer.ggml.bos_token_id");
+    const gm_gguf_value *tokens = NULL;
+    uint64_t bos;
+    size_t len;
+    if (kv && gm_gguf_value_u64(&kv->value, &bos) &&
+        gm_gguf_get_arr(&g, "tokenizer.ggml.tokens", GM_GGUF_STRING, &tokens, NULL) == GEMMA_OK && bos < tokens->count) {
+        const char *piece = gm_gguf_arr_str(tokens, bos, &len);
+        if (len < sizeof (*out)->bos && !memchr(piece, 0, len)) {
+            memcpy((*out)->bos, piece, len);
+            (*out)->bos[len] = 0;
+        }
+    }
+    gm_ok(err);
+done:
+    gm_gguf_close(&g);
+    return st;
+}
+
 gemma_status gemma_chat_format_load(const char *path, gemma_chat_format **out, gemma_error *err) {
     if (!out) return gm_fail(err, GEMMA_ERR_ARG, "gemma_chat_format_load: out is NULL");
     *out = NULL;
@@ -218,6 +279,16 @@ gemma_status gemma_chat_format_load(const char *path, gemma_chat_format **out, g
         snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", path);
         snprintf(jinja_path, sizeof jinja_path, "%s/chat_template.jinja", path);
         snprintf(json_path, sizeof json_path, "%s/chat_template.json", path);
+        char gguf[1400];
+        if (!exists(cfg_path) && !exists(jinja_path) && !exists(json_path)) {
+            int n_gguf = gm_find_gguf_in_dir(path, gguf, sizeof gguf);
+            if (n_gguf == 1) return load_gguf(gguf, out, err);
+            if (n_gguf > 1)
+                return gm_fail(err, GEMMA_ERR_IO,
+                               "%s: no tokenizer_config.json and more than one .gguf model file: name the file", path);
+        }
+    } else if (gm_file_is_gguf(path)) {
+        return load_gguf(path, out, err);
     } else {
         const char *base = strrchr(path, '/');
         base = base ? base + 1 : path;

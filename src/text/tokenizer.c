@@ -26,6 +26,11 @@
  *                   in a Sequence, Replace steps before ByteFallback, Fuse last.
  *   truncation, padding: null.
  *
+ * A GGUF file carries the same vocabulary as SentencePiece pieces, scores
+ * and token types (tokenizer_gguf.c reads them); gm_tokenizer_from_pieces
+ * builds from those the tokenizer HF's converter writes into tokenizer.json,
+ * merges derived from the scores, so both sources give the same ids.
+ *
  * Encoding, as HF does it: added tokens are matched on the raw text, leftmost
  * first and then longest (Aho-Corasick LeftmostLongest in HF; here a trie
  * walked from each position, which finds the same matches).  With
@@ -61,6 +66,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/mapfile.h"
+#include "io/modeldir.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +146,7 @@ struct gemma_tokenizer {
     tk_merge *merges;
     uint32_t merges_mask;
     int merges_shift;
+    size_t n_merges;              /* distinct pairs */
 
     int byte_fallback, fuse_unk, ignore_merges;
     int32_t unk, bos;
@@ -254,8 +261,17 @@ static uint32_t hash_bytes(const void *p, size_t n) {
         s += 8;
         n -= 8;
     }
+    /* The last n < 8 bytes, little-endian, from overlapping loads: the same
+     * value as copying them, without a call to memcpy. */
     uint64_t v = 0;
-    memcpy(&v, s, n);
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        v = (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+    } else if (n) {
+        v = (uint64_t)s[0] | (uint64_t)s[n / 2] << (8 * (n / 2)) | (uint64_t)s[n - 1] << (8 * (n - 1));
+    }
     return (uint32_t)mix64(h ^ v);
 }
 
@@ -340,9 +356,8 @@ static int32_t model_find(const gemma_tokenizer *t, const void *s, size_t n) {
 }
 
 /* Index t->piece[id]; if that string is already there, return its id instead. */
-static int32_t vocab_add(gemma_tokenizer *t, int32_t id) {
+static int32_t vocab_add_h(gemma_tokenizer *t, int32_t id, uint32_t h) {
     tk_span p = t->piece[id];
-    uint32_t h = hash_bytes(span_str(t, p), p.len);
     uint32_t i = h & t->vocab_mask;
     for (; t->vocab[i].id != TK_EMPTY; i = (i + 1) & t->vocab_mask) {
         tk_slot sl = t->vocab[i];
@@ -351,6 +366,10 @@ static int32_t vocab_add(gemma_tokenizer *t, int32_t id) {
     }
     t->vocab[i] = (tk_slot){h, (uint32_t)id, p.off, p.len};
     return -1;
+}
+
+static int32_t vocab_add(gemma_tokenizer *t, int32_t id) {
+    return vocab_add_h(t, id, hash_bytes(span_str(t, t->piece[id]), t->piece[id].len));
 }
 
 static inline int32_t char_find(const gemma_tokenizer *t, uint32_t cp) {
@@ -380,6 +399,7 @@ static void merge_insert(gemma_tokenizer *t, int32_t a, int32_t b, uint32_t rank
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     uint32_t i = merge_slot(t, key);
     while (t->merges[i].key != UINT64_MAX && t->merges[i].key != key) i = (i + 1) & t->merges_mask;
+    t->n_merges += t->merges[i].key == UINT64_MAX;
     t->merges[i].key = key;
     t->merges[i].rank = rank;
     t->merges[i].new_id = (uint32_t)new_id;
@@ -523,6 +543,23 @@ static gemma_status load_model_options(loader *L, const gm_json *model) {
     return GEMMA_OK;
 }
 
+/* The per-id tables for `cap` ids, the piece index, and an arena that holds
+ * `bytes` of pieces without growing. */
+static gemma_status alloc_ids(loader *L, size_t cap, size_t bytes) {
+    gemma_tokenizer *t = L->t;
+    t->piece = calloc(cap, sizeof *t->piece);
+    t->text = calloc(cap, sizeof *t->text);
+    t->byte = malloc(cap * sizeof *t->byte);
+    t->flags = calloc(cap, 1);
+    size_t slots = pow2_at_least(cap + cap / 2);
+    t->vocab = malloc(slots * sizeof *t->vocab);
+    t->vocab_mask = (uint32_t)(slots - 1);
+    if (!t->piece || !t->text || !t->byte || !t->flags || !t->vocab) return oom(L);
+    memset(t->vocab, 0xff, slots * sizeof *t->vocab);
+    if (!grow(&t->arena, &t->arena_cap, bytes + 1024, 1)) return oom(L);
+    return GEMMA_OK;
+}
+
 static gemma_status load_vocab(loader *L, const gm_json *vocab, size_t n_added) {
     gemma_tokenizer *t = L->t;
     if (!gm_json_is(vocab, GM_JSON_OBJECT))
@@ -533,21 +570,12 @@ static gemma_status load_vocab(loader *L, const gm_json *vocab, size_t n_added) 
     if (n + n_added > TK_MAX_IDS)
         return gm_fail(L->err, GEMMA_ERR_UNSUPPORTED, "%s: %zu vocabulary entries and added tokens are more than %d",
                        L->name, n + n_added, TK_MAX_IDS);
-    size_t cap = n + n_added;
     t->n_model = (int32_t)n;
-    t->piece = calloc(cap, sizeof *t->piece);
-    t->text = calloc(cap, sizeof *t->text);
-    t->byte = malloc(cap * sizeof *t->byte);
-    t->flags = calloc(cap, 1);
-    size_t slots = pow2_at_least(cap + cap / 2);
-    t->vocab = malloc(slots * sizeof *t->vocab);
-    t->vocab_mask = (uint32_t)(slots - 1);
-    if (!t->piece || !t->text || !t->byte || !t->flags || !t->vocab) return oom(L);
-    memset(t->vocab, 0xff, slots * sizeof *t->vocab);
     /* Pieces first, then the string table: all of the arena in one growth. */
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) bytes += gm_json_at(vocab, i)->key_len + 1;
-    if (!grow(&t->arena, &t->arena_cap, bytes + 1024, 1)) return oom(L);
+    gemma_status st = alloc_ids(L, n + n_added, bytes);
+    if (st) return st;
     for (size_t i = 0; i < n; i++) {
         const gm_json *e = gm_json_at(vocab, i);
         int64_t id;
@@ -642,12 +670,9 @@ static gemma_status split_legacy_merge(loader *L, size_t r, const gm_json *m, si
     return GEMMA_OK;
 }
 
-static gemma_status load_merges(loader *L, const gm_json *merges) {
+/* An empty merge table for n pairs. */
+static gemma_status alloc_merges(loader *L, size_t n) {
     gemma_tokenizer *t = L->t;
-    if (!gm_json_is(merges, GM_JSON_ARRAY))
-        return gm_fail(L->err, GEMMA_ERR_FORMAT, "%s: field model.merges is %s", L->name,
-                       merges ? "not an array" : "missing");
-    size_t n = gm_json_count(merges);
     if (n >= UINT32_MAX / 4) return gm_fail(L->err, GEMMA_ERR_UNSUPPORTED, "%s: too many merges (%zu)", L->name, n);
     size_t slots = pow2_at_least(n * 2);
     int bits = 0;
@@ -657,6 +682,17 @@ static gemma_status load_merges(loader *L, const gm_json *merges) {
     memset(t->merges, 0xff, slots * sizeof *t->merges);
     t->merges_mask = (uint32_t)(slots - 1);
     t->merges_shift = 64 - bits;
+    return GEMMA_OK;
+}
+
+static gemma_status load_merges(loader *L, const gm_json *merges) {
+    gemma_tokenizer *t = L->t;
+    if (!gm_json_is(merges, GM_JSON_ARRAY))
+        return gm_fail(L->err, GEMMA_ERR_FORMAT, "%s: field model.merges is %s", L->name,
+                       merges ? "not an array" : "missing");
+    size_t n = gm_json_count(merges);
+    gemma_status st = alloc_merges(L, n), late = GEMMA_OK;
+    if (st) return st;
     size_t longest = 0;
     for (int32_t id = 0; id < t->n_model; id++)
         if (t->piece[id].len > longest) longest = t->piece[id].len;
@@ -672,7 +708,6 @@ static gemma_status load_merges(loader *L, const gm_json *merges) {
     size_t stride = 2 * longest + 2;
     char *both = malloc(BATCH * stride);
     if (!both) return oom(L);
-    gemma_status st = GEMMA_OK, late = GEMMA_OK;
     for (size_t base = 0; base < n && !st && !late; base += BATCH) {
         size_t cnt = n - base < BATCH ? n - base : BATCH;
         for (size_t j = 0; j < cnt; j++) {
@@ -1200,6 +1235,283 @@ gemma_status gm_tokenizer_load_buffer(const char *json, size_t len, const char *
     return GEMMA_OK;
 }
 
+/* ================================================ a SentencePiece vocabulary */
+
+/* A merge found in the pieces, with what ranks it. */
+typedef struct {
+    uint32_t skey;          /* score_key of the merged piece */
+    uint32_t len_l, len_r;  /* characters of the two parts */
+    int32_t c, a, b;        /* merged piece, left, right */
+} tk_cand;
+
+/* Higher scores to lower keys; -0 and 0 are one score, as Python compares them. */
+static uint32_t score_key(float f) {
+    if (f == 0) f = 0;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u & 0x80000000u) ? ~u : u | 0x80000000u;   /* ascending with f */
+    return ~u;
+}
+
+/* transformers' generate_merges sorts by (score, len(left), len(right)),
+ * descending and stable over candidates listed in piece order.  The splits
+ * of one piece differ in len(left), so the piece id completes the order. */
+static int cand_cmp(const void *x, const void *y) {
+    const tk_cand *p = x, *q = y;
+    if (p->skey != q->skey) return p->skey < q->skey ? -1 : 1;
+    if (p->len_l != q->len_l) return p->len_l > q->len_l ? -1 : 1;
+    if (p->len_r != q->len_r) return p->len_r > q->len_r ? -1 : 1;
+    return (p->c > q->c) - (p->c < q->c);
+}
+
+/* LSD radix sort of n keys, 16 bits a pass; tmp holds n. */
+static void radix_sort64(uint64_t *a, uint64_t *tmp, size_t n, size_t *count) {
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(count, 0, 65537 * sizeof *count);
+        for (size_t i = 0; i < n; i++) count[((a[i] >> shift) & 0xffff) + 1]++;
+        if (count[((a[0] >> shift) & 0xffff) + 1] == n) continue;   /* one digit everywhere */
+        for (size_t d = 0; d < 65536; d++) count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++) tmp[count[(a[i] >> shift) & 0xffff]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
+}
+
+/* A lookup of s[0..n) among the model pieces, resolved in batches. */
+typedef struct {
+    const char *s;
+    uint32_t n, h;
+    int32_t id;            /* the answer, -1 if absent */
+} tk_query;
+
+/* The index is far bigger than the caches: prefetch every query's slot, then
+ * the string of the slot that may hold it, then compare. */
+static void find_batch(const gemma_tokenizer *t, tk_query *q, size_t k) {
+    uint32_t slot[128];
+    for (size_t i = 0; i < k; i++) TK_PREFETCH(&t->vocab[q[i].h & t->vocab_mask]);
+    for (size_t i = 0; i < k; i++) {
+        uint32_t j = q[i].h & t->vocab_mask;
+        while (t->vocab[j].id != TK_EMPTY && (t->vocab[j].hash != q[i].h || t->vocab[j].len != q[i].n))
+            j = (j + 1) & t->vocab_mask;
+        slot[i] = j;
+        if (t->vocab[j].id != TK_EMPTY) TK_PREFETCH(t->arena + t->vocab[j].off);
+    }
+    for (size_t i = 0; i < k; i++) {
+        const tk_slot *sl = &t->vocab[slot[i]];
+        int32_t id = sl->id == TK_EMPTY ? -1
+                     : memcmp(t->arena + sl->off, q[i].s, q[i].n) == 0 ? (int32_t)sl->id
+                     : vocab_find_h(t, q[i].s, q[i].n, q[i].h);   /* a hash twin: rare */
+        q[i].id = id < t->n_model ? id : -1;
+    }
+}
+
+/* A bit per piece hash (the bits the index slot does not use): most splits
+ * of a piece have a part that is no piece, and this says so from L2. */
+#define TK_FILTER_LOG 23
+#define TK_FILTER_BITS (1u << TK_FILTER_LOG)
+static inline uint32_t filter_bit(uint32_t h) { return h >> (32 - TK_FILTER_LOG); }
+static inline int filter_has(const uint8_t *f, uint32_t h) { return f[filter_bit(h) >> 3] >> (filter_bit(h) & 7) & 1; }
+
+typedef struct {
+    tk_cand *cand;
+    size_t n, cap;
+    tk_query q[128];
+    tk_cand pending[64];   /* the candidate of each query pair, a and b to be found */
+    size_t k;
+} tk_merge_work;
+
+/* The pending splits, in order: those whose two hashes pass the filter
+ * (its bytes were prefetched when they were queued) are looked up. */
+static int flush_splits(const gemma_tokenizer *t, tk_merge_work *w, const uint8_t *filter) {
+    size_t kept = 0;
+    for (size_t i = 0; i < w->k; i++) {
+        if (!filter_has(filter, w->q[2 * i].h) || !filter_has(filter, w->q[2 * i + 1].h)) continue;
+        w->q[2 * kept] = w->q[2 * i];
+        w->q[2 * kept + 1] = w->q[2 * i + 1];
+        w->pending[kept++] = w->pending[i];
+    }
+    find_batch(t, w->q, 2 * kept);
+    if (!grow(&w->cand, &w->cap, w->n + kept, sizeof *w->cand)) return 0;
+    for (size_t i = 0; i < kept; i++) {
+        if (w->q[2 * i].id < 0 || w->q[2 * i + 1].id < 0) continue;
+        tk_cand c = w->pending[i];
+        c.a = w->q[2 * i].id;
+        c.b = w->q[2 * i + 1].id;
+        w->cand[w->n++] = c;
+    }
+    w->k = 0;
+    return 1;
+}
+
+/* Every split of a model piece, at a character boundary, into two model
+ * pieces is a merge, ranked as cand_cmp orders them: what HF's
+ * SentencePieceExtractor writes into tokenizer.json (Gemma 3's model.merges,
+ * all 514,906, come out in the same order; test_tokenizer_gguf checks).
+ * Pieces are visited in score order, so only runs of equal scores need
+ * sorting; a bit filter over the piece hashes skips most splits unlooked.
+ * Splits go in batches (filter bytes, then index slots, then strings
+ * prefetched a stage ahead): the tables are far bigger than the caches. */
+static gemma_status merges_from_scores(loader *L, const float *score, const char *key) {
+    gemma_tokenizer *t = L->t;
+    size_t n = (size_t)t->n_model;
+    uint64_t *order = malloc(2 * n * sizeof *order);
+    size_t *count = malloc(65537 * sizeof *count);
+    uint8_t *filter = calloc(TK_FILTER_BITS / 8, 1);
+    tk_merge_work w = {0};
+    gemma_status st = GEMMA_OK;
+    if (!order || !count || !filter) {
+        st = oom(L);
+        goto done;
+    }
+    /* Hashing every split of a piece costs its length squared: bound the
+     * total (Gemma 3 needs 2.7e7 of it) so that no file can make this hang. */
+    uint64_t work = 0;
+    for (size_t c = 0; c < n; c++) work += (uint64_t)t->piece[c].len * t->piece[c].len;
+    if (work > ((uint64_t)1 << 31)) {
+        st = gm_fail(L->err, GEMMA_ERR_UNSUPPORTED,
+                     "%s: key '%s': the pieces are too long to derive merges from (%llu byte steps, 2^31 allowed)",
+                     L->name, key, (unsigned long long)work);
+        goto done;
+    }
+    for (uint32_t i = 0; i <= t->vocab_mask; i++) {
+        const tk_slot *sl = &t->vocab[i];
+        if (sl->id != TK_EMPTY && (int32_t)sl->id < t->n_model)
+            filter[filter_bit(sl->hash) >> 3] |= (uint8_t)(1u << (filter_bit(sl->hash) & 7));
+    }
+    for (size_t c = 0; c < n; c++) order[c] = (uint64_t)score_key(score[c]) << 32 | c;
+    radix_sort64(order, order + n, n, count);
+    for (size_t j = 0; j < n; j++) {
+        int32_t c = (int32_t)(uint32_t)order[j];
+        const char *s = span_str(t, t->piece[c]);
+        uint32_t len = t->piece[c].len, chars = (uint32_t)utf8_chars((const unsigned char *)s, len), left = 0;
+        for (uint32_t i = 1; i < len; i++) {
+            if ((s[i] & 0xc0) == 0x80) continue;
+            left++;
+            uint32_t hl = hash_bytes(s, i), hr = hash_bytes(s + i, len - i);
+            TK_PREFETCH(&filter[filter_bit(hl) >> 3]);
+            TK_PREFETCH(&filter[filter_bit(hr) >> 3]);
+            w.q[2 * w.k] = (tk_query){s, i, hl, -1};
+            w.q[2 * w.k + 1] = (tk_query){s + i, len - i, hr, -1};
+            w.pending[w.k++] = (tk_cand){(uint32_t)(order[j] >> 32), left, chars - left, c, -1, -1};
+            if (w.k == 64 && !flush_splits(t, &w, filter)) {
+                st = oom(L);
+                goto done;
+            }
+        }
+    }
+    if (w.k && !flush_splits(t, &w, filter)) {
+        st = oom(L);
+        goto done;
+    }
+    /* Within a run of one score: a single piece's splits came shortest left
+     * part first, so reverse them; several pieces (ties) get sorted. */
+    for (size_t i = 0; i < w.n;) {
+        size_t j = i + 1;
+        while (j < w.n && w.cand[j].skey == w.cand[i].skey) j++;
+        if (w.cand[i].c == w.cand[j - 1].c) {
+            for (size_t a = i, b = j - 1; a < b; a++, b--) {
+                tk_cand x = w.cand[a];
+                w.cand[a] = w.cand[b];
+                w.cand[b] = x;
+            }
+        } else {
+            qsort(w.cand + i, j - i, sizeof *w.cand, cand_cmp);
+        }
+        i = j;
+    }
+    st = alloc_merges(L, w.n);
+    for (size_t r = 0; r < w.n && !st; r++) {
+        if (r + 16 < w.n)
+            TK_PREFETCH(&t->merges[merge_slot(t, (uint64_t)(uint32_t)w.cand[r + 16].a << 32 | (uint32_t)w.cand[r + 16].b)]);
+        merge_insert(t, w.cand[r].a, w.cand[r].b, (uint32_t)r, w.cand[r].c);
+    }
+done:
+    free(order);
+    free(count);
+    free(filter);
+    free(w.cand);
+    return st;
+}
+
+static gemma_status build_pieces(loader *L, const gm_piece_vocab *v) {
+    gemma_tokenizer *t = L->t;
+    if (v->n_ids <= 0 || v->n_model <= 0 || v->n_model > v->n_ids || v->n_ids > TK_MAX_IDS)
+        return gm_fail(L->err, GEMMA_ERR_FORMAT, "%s: key '%s': %d pieces (%d in the model) is not a vocabulary",
+                       L->name, v->key, (int)v->n_ids, (int)v->n_model);
+    size_t bytes = 0;
+    for (int32_t id = 0; id < v->n_ids; id++) bytes += (size_t)v->len[id] + 1;
+    gemma_status st = alloc_ids(L, (size_t)v->n_ids, bytes);
+    if (st) return st;
+    t->added = malloc((size_t)v->n_ids * sizeof *t->added);
+    if (!t->added) return oom(L);
+    t->n_model = v->n_model;
+    t->n_ids = v->n_ids;
+    uint32_t hash[32];
+    for (int32_t id = 0; id < v->n_ids; id++) {
+        if (id % 32 == 0)   /* the index slots of the next 32, prefetched */
+            for (int32_t k = 0; k < 32 && id + k < v->n_ids; k++) {
+                hash[k] = hash_bytes(v->piece[id + k], v->len[id + k]);
+                TK_PREFETCH(&t->vocab[hash[k] & t->vocab_mask]);
+            }
+        int kind = v->kind[id];
+        if (utf8_check((const unsigned char *)v->piece[id], v->len[id]) != v->len[id] || v->len[id] == 0)
+            return gm_fail(L->err, GEMMA_ERR_FORMAT, "%s: key '%s': piece %d is %s", L->name, v->key, (int)id,
+                           v->len[id] ? "not valid UTF-8" : "empty");
+        if (!arena_put(t, v->piece[id], v->len[id], &t->piece[id])) return oom(L);
+        int32_t twin = vocab_add_h(t, id, hash[id % 32]);
+        if (twin >= 0)
+            return gm_fail(L->err, GEMMA_ERR_FORMAT, "%s: key '%s': piece %s appears twice (ids %d and %d)", L->name,
+                           v->key, QUOTE(L, v->piece[id], v->len[id]), (int)twin, (int)id);
+        t->flags[id] = TK_PRESENT;
+        if (kind == GM_PIECE_ADDED || kind == GM_PIECE_SPECIAL) {
+            t->flags[id] |= TK_ADDED | (kind == GM_PIECE_SPECIAL ? TK_SPECIAL : 0);
+            t->added[t->n_added++] = id;
+        } else if (id >= v->n_model) {
+            return gm_fail(L->err, GEMMA_ERR_FORMAT, "%s: key '%s': piece %d is outside the model and not added",
+                           L->name, v->key, (int)id);
+        }
+    }
+    t->byte_fallback = v->byte_fallback;
+    t->fuse_unk = 1;
+    if (v->unk >= v->n_model || v->bos >= v->n_ids)
+        return gm_fail(L->err, GEMMA_ERR_FORMAT, "%s: key '%s': the unk (%d) or bos (%d) id is not a piece", L->name,
+                       v->key, (int)v->unk, (int)v->bos);
+    t->unk = v->unk < 0 ? -1 : v->unk;
+    t->bos = v->bos < 0 ? -1 : v->bos;
+    if ((st = index_chars(L)) || (st = merges_from_scores(L, v->score, v->key))) return st;
+    find_word_starts(t);
+    /* HF's normalizer Replace(" " -> "▁") and decoder Replace("▁" -> " "),
+     * ByteFallback, Fuse; no pre-tokenizer (its Split(" ") never matches
+     * after the normalizer) and no dummy prefix. */
+    if (t->space_id < 0)
+        return gm_fail(L->err, GEMMA_ERR_FORMAT, "%s: key '%s' has no piece '\xe2\x96\x81' (U+2581, the space)",
+                       L->name, v->key);
+    static const char space[] = " ", meta[] = "\xe2\x96\x81";
+    if (!arena_put(t, space, 1, &t->norm[0].pattern) || !arena_put(t, meta, 3, &t->norm[0].content) ||
+        !arena_put(t, meta, 3, &t->dec[0].pattern) || !arena_put(t, space, 1, &t->dec[0].content))
+        return oom(L);
+    t->n_norm = 1;
+    t->n_dec = 1;
+    t->dec_byte_fallback = 1;
+    return finish(L);
+}
+
+gemma_status gm_tokenizer_from_pieces(const gm_piece_vocab *v, const char *name, gemma_tokenizer **out,
+                                      gemma_error *err) {
+    if (!out || !v) return gm_fail(err, GEMMA_ERR_ARG, "tokenizer: NULL argument");
+    *out = NULL;
+    gemma_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory", name);
+    loader L = {.t = t, .name = name, .err = err};
+    gemma_status st = build_pieces(&L, v);
+    if (st) {
+        gemma_tokenizer_free(t);
+        return st;
+    }
+    gm_ok(err);
+    *out = t;
+    return GEMMA_OK;
+}
+
 gemma_status gemma_tokenizer_load(const char *path, gemma_tokenizer **out, gemma_error *err) {
     if (!path || !out) return gm_fail(err, GEMMA_ERR_ARG, "tokenizer: NULL argument");
     *out = NULL;
@@ -1209,7 +1521,24 @@ gemma_status gemma_tokenizer_load(const char *path, gemma_tokenizer **out, gemma
     char *file = malloc(plen + sizeof "/tokenizer.json");
     if (!file) return gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory", path);
     memcpy(file, path, plen + 1);
-    if (S_ISDIR(st.st_mode)) memcpy(file + plen, "/tokenizer.json", sizeof "/tokenizer.json");
+    if (S_ISDIR(st.st_mode)) {
+        memcpy(file + plen, "/tokenizer.json", sizeof "/tokenizer.json");
+        /* No tokenizer.json: the vocabulary of the folder's one GGUF model. */
+        char gguf[1400];
+        int n_gguf = stat(file, &st) != 0 ? gm_find_gguf_in_dir(path, gguf, sizeof gguf) : 0;
+        if (n_gguf > 1) {
+            free(file);
+            return gm_fail(err, GEMMA_ERR_IO, "%s: no tokenizer.json and more than one .gguf model file: name the file",
+                           path);
+        }
+        if (n_gguf == 1) {
+            free(file);
+            return gm_tokenizer_load_gguf(gguf, out, err);
+        }
+    } else if (gm_file_is_gguf(path)) {
+        free(file);
+        return gm_tokenizer_load_gguf(path, out, err);
+    }
     char *text;
     size_t len;
     gemma_status s = gm_read_file(file, TK_MAX_FILE_BYTES, &text, &len, err);
@@ -1765,6 +2094,17 @@ int gemma_token_is_special(const gemma_tokenizer *tok, int32_t id) {
 size_t gm_tokenizer_max_piece_len(const gemma_tokenizer *tok) { return tok ? tok->max_text : 0; }
 
 size_t gm_tokenizer_added_count(const gemma_tokenizer *tok) { return tok ? tok->n_added : 0; }
+
+size_t gm_tokenizer_merge_count(const gemma_tokenizer *tok) { return tok ? tok->n_merges : 0; }
+
+int64_t gm_tokenizer_merge_rank(const gemma_tokenizer *tok, int32_t a, int32_t b, int32_t *merged) {
+    if (merged) *merged = -1;
+    if (!tok || !tok->merges || a < 0 || b < 0 || a >= tok->n_model || b >= tok->n_model) return -1;
+    const tk_merge *m = merge_find(tok, a, b);
+    if (!m) return -1;
+    if (merged) *merged = (int32_t)m->new_id;
+    return m->rank;
+}
 
 int32_t gm_tokenizer_added_id(const gemma_tokenizer *tok, size_t i) {
     return tok && i < tok->n_added ? tok->added[i] : -1;

@@ -1,19 +1,23 @@
 /* fuzz_tokenizer.c - libFuzzer target for the tokenizer (src/text/tokenizer.c).
  *
  * Why: tokenizer.json is a large untrusted document, and the text to encode
- * and the ids to decode come from users and HTTP clients.  The first input
- * byte picks one of three modes:
+ * and the ids to decode come from users and HTTP clients; a GGUF's
+ * tokenizer metadata is just as untrusted.  The first input byte picks one
+ * of four modes:
  *   '{'   the whole input is a tokenizer.json: load it; when it loads,
  *         encode and decode with it and check the invariants below.
+ *   'G'   the whole input is a GGUF file (tokenizer.ggml.* metadata): the
+ *         same, through tokenizer_gguf.c.
  *   even  the rest is text for the real Gemma 3 tokenizer (loaded once):
  *         invalid UTF-8 must fail with GEMMA_ERR_ARG, valid text must fit in
  *         len + 1 ids, counting must agree with writing, NO_SPECIAL must
  *         yield no special id, and decoding must give the text back
  *         (unless it holds U+2581, which decodes to a space).
- *   odd   the rest is a list of ids (3 bytes each) to decode: counting must
- *         agree with writing, the text must be valid UTF-8, every streaming
- *         push must be bounded and whole characters, and streaming must
- *         equal one-shot decoding whenever no byte run was invalid.
+ *   odd   (other than '{' and 'G') the rest is a list of ids (3 bytes
+ *         each) to decode: counting must agree with writing, the text must
+ *         be valid UTF-8, every streaming push must be bounded and whole
+ *         characters, and streaming must equal one-shot decoding whenever no
+ *         byte run was invalid.
  * The real tokenizer is found through $GEMMA_TOKENIZER, else the build's
  * GEMMA_TOKENIZER_DIR, else models/gemma3-tokenizer under the working
  * directory; without it the text and id modes do nothing (and say so once). */
@@ -22,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mapfile.h"
 #include "gemma.h"
+#include "io/gguf.h"
 #include "text/tokenizer.h"
 
 #define CHECK(cond)                                                              \
@@ -141,15 +147,45 @@ static void check_encode(const gemma_tokenizer *t, const char *s, size_t n, int 
     free(ids);
 }
 
+/* A failed load: one line naming the file, nothing returned. */
+static void check_failed(const gemma_tokenizer *t, gemma_status st, const gemma_error *err, const char *name) {
+    CHECK(t == NULL && err->code == st && !strchr(err->message, '\n'));
+    CHECK(strncmp(err->message, name, strlen(name)) == 0 && strncmp(err->message + strlen(name), ": ", 2) == 0);
+}
+
+static void exercise(gemma_tokenizer *t, const uint8_t *data, size_t size);
+
 static void fuzz_json(const uint8_t *data, size_t size) {
     gemma_tokenizer *t;
     gemma_error err;
     gemma_status st = gm_tokenizer_load_buffer((const char *)data, size, "fuzz.json", &t, &err);
     if (st != GEMMA_OK) {
-        CHECK(t == NULL && err.code == st && !strchr(err.message, '\n'));
-        CHECK(strncmp(err.message, "fuzz.json: ", 11) == 0);
+        check_failed(t, st, &err, "fuzz.json");
         return;
     }
+    exercise(t, data, size);
+}
+
+static void fuzz_gguf(const uint8_t *data, size_t size) {
+    gm_mapfile mf = {.data = data, .size = size, .path = strdup("fuzz.gguf"), .is_mapped = 0};
+    CHECK(mf.path);
+    gm_gguf g;
+    gemma_error err;
+    gemma_tokenizer *t = NULL;
+    gemma_status st = gm_gguf_open_mapped(&g, mf, &err);
+    if (st == GEMMA_OK) {
+        st = gm_tokenizer_from_gguf(&g, &t, &err);
+        gm_gguf_close(&g);
+    }
+    if (st != GEMMA_OK) {
+        check_failed(t, st, &err, "fuzz.gguf");
+        return;
+    }
+    exercise(t, data, size);
+}
+
+/* Encode and decode with a tokenizer that loaded, then free it. */
+static void exercise(gemma_tokenizer *t, const uint8_t *data, size_t size) {
     int vocab = gemma_tokenizer_vocab_size(t);
     CHECK(vocab > 0);
     static const char *const texts[] = {"",           "a",           "abc abc", "aaaaaaa", "\xc3\xa9\xe2\x82\xac x",
@@ -171,6 +207,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
     if (data[0] == '{') {
         fuzz_json(data, size);
+        return 0;
+    }
+    if (data[0] == 'G') {
+        fuzz_gguf(data, size);
         return 0;
     }
     const gemma_tokenizer *t = real_tokenizer();

@@ -3,9 +3,12 @@
  * Why: token ids are the contract with the model.  Every expected id list
  * here was produced by HF `tokenizers` (0.23) on the same tokenizer.json,
  * and the corpus test (tests/fixtures/tokenizer/corpus.jsonl, required)
- * checks thousands of texts id for id and decode for decode.  A small
- * hand-made tokenizer.json pins merge order and tie-breaking independently
- * of the real file, and broken files must fail with one-line errors. */
+ * checks thousands of texts id for id and decode for decode.  Every test of
+ * the real tokenizer runs twice: on tokenizer.json, and on the same
+ * vocabulary read from the Gemma 3 270M GGUF (merges rebuilt from its
+ * scores), which must give the same ids.  A small hand-made tokenizer.json
+ * pins merge order and tie-breaking independently of the real file, and
+ * broken files must fail with one-line errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,69 +25,37 @@
 #include "gemma.h"
 #include "text/tokenizer.h"
 #include "unit/testutil.h"
+#include "unit/tokutil.h"
 
-static gemma_tokenizer *real;   /* the Gemma 3 tokenizer, loaded once by the group setup */
+static gemma_tokenizer *real;   /* the Gemma 3 tokenizer, loaded once by each group's setup */
 
 /* ================================================================ helpers */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+static int load_real(const char *path, const char *what) {
+    gemma_error err;
+    double t0 = now_s();
+    if (gemma_tokenizer_load(path, &real, &err) != GEMMA_OK) {
+        fprintf(stderr, "cannot load the Gemma 3 tokenizer (scripts/setup.sh installs it): %s\n", err.message);
+        return -1;
+    }
+    fprintf(stderr, "%s loaded in %.3f s\n", what, now_s() - t0);
+    return 0;
 }
 
 static int setup_real(void **state) {
     (void)state;
-    gemma_error err;
-    double t0 = now_s();
-    if (gemma_tokenizer_load(GEMMA_TOKENIZER_DIR, &real, &err) != GEMMA_OK) {
-        fprintf(stderr, "cannot load the Gemma 3 tokenizer (scripts/setup.sh installs it): %s\n", err.message);
-        return -1;
-    }
-    fprintf(stderr, "tokenizer.json loaded in %.3f s\n", now_s() - t0);
-    return 0;
+    return load_real(GEMMA_TOKENIZER_DIR, "tokenizer.json");
+}
+
+static int setup_real_gguf(void **state) {
+    (void)state;
+    return load_real(tu_real_gguf(), "the GGUF's tokenizer");
 }
 
 static int teardown_real(void **state) {
     (void)state;
     gemma_tokenizer_free(real);
     return 0;
-}
-
-/* Encode s and require exactly `want` (n_want ids). */
-static void expect_ids(const gemma_tokenizer *t, const char *s, size_t len, int flags, const int32_t *want,
-                       size_t n_want) {
-    int32_t got[512];
-    size_t n = 0;
-    gemma_error err;
-    gemma_status st = gemma_tokenize(t, s, len, flags, got, 512, &n, &err);
-    if (st != GEMMA_OK) fail_msg("tokenize(%s): %s", s, err.message);
-    int same = n == n_want && (n == 0 || memcmp(got, want, n * sizeof *got) == 0);
-    if (!same) {
-        fprintf(stderr, "text %s: got", s);
-        for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", got[i]);
-        fprintf(stderr, ", want");
-        for (size_t i = 0; i < n_want; i++) fprintf(stderr, " %d", want[i]);
-        fprintf(stderr, "\n");
-        fail_msg("id mismatch");
-    }
-}
-
-#define EXPECT(t, s, flags, ...)                                                      \
-    do {                                                                               \
-        static const int32_t want_[] = {__VA_ARGS__};                                  \
-        expect_ids((t), (s), strlen(s), (flags), want_, sizeof want_ / sizeof *want_); \
-    } while (0)
-#define EXPECT_NONE(t, s, flags) expect_ids((t), (s), strlen(s), (flags), NULL, 0)
-
-/* Decode ids (no flags unless given) into a static buffer. */
-static const char *decode(const gemma_tokenizer *t, const int32_t *ids, size_t n, int flags) {
-    static char out[1 << 16];
-    size_t len;
-    gemma_error err;
-    if (gemma_detokenize(t, ids, n, flags, out, sizeof out, &len, &err) != GEMMA_OK) fail_msg("%s", err.message);
-    assert_int_equal(len, strlen(out));
-    return out;
 }
 
 /* Tokenize into a malloc'ed array. */
@@ -850,6 +821,8 @@ int main(void) {
         cmocka_unit_test(test_bad_files),
     };
     int failed = cmocka_run_group_tests_name("small tokenizers and bad files", small_tests, NULL, NULL);
-    failed += cmocka_run_group_tests_name("Gemma 3 tokenizer", real_tests, setup_real, teardown_real);
+    failed += cmocka_run_group_tests_name("Gemma 3 tokenizer.json", real_tests, setup_real, teardown_real);
+    if (tu_have_real_gguf())
+        failed += cmocka_run_group_tests_name("Gemma 3 tokenizer from GGUF", real_tests, setup_real_gguf, teardown_real);
     return failed;
 }
