@@ -805,3 +805,12 @@ gm_tensor gm_gguf_tensor_view(const gm_gguf_tensor *t, const char *name, int fil
     snprintf(v.dtype_name, sizeof v.dtype_name, "%s", gm_ggml_type_name(t->type));
     return v;
 }
+
+int gm_gguf_file_has_magic(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char magic[4];
+    int yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    fclose(f);
+    return yes;
+}

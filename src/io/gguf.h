@@ -90,6 +90,8 @@ gemma_status gm_gguf_open(gm_gguf *g, const char *path, gemma_error *err);
 /* Same for a file already in memory (tests, fuzzing); g takes ownership of mf, also on failure. */
 gemma_status gm_gguf_open_mapped(gm_gguf *g, gm_mapfile mf, gemma_error *err);
 void gm_gguf_close(gm_gguf *g);
+/* 1 if the file at `path` starts with the GGUF magic (whatever its name). */
+int gm_gguf_file_has_magic(const char *path);
 const char *gm_gguf_path(const gm_gguf *g);
 
 /* ------------------------------------------------------------- metadata */

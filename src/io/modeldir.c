@@ -121,16 +121,6 @@ static gemma_status load_all_safetensors(gm_modeldir *md, gemma_error *err) {
     return st;
 }
 
-/* Does the file start with the GGUF magic? */
-static int is_gguf_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char magic[4];
-    int yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    fclose(f);
-    return yes;
-}
-
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && strcmp(s + n - k, suffix) == 0;
@@ -144,7 +134,7 @@ int gm_find_gguf_in_dir(const char *dir, char *out, size_t n) {
     while ((de = readdir(d)) && found < 2) {
         if (!ends_with(de->d_name, ".gguf") || strncmp(de->d_name, "mmproj", 6) == 0) continue;
         char p[1400];
-        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p || !is_gguf_file(p)) continue;
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p || !gm_gguf_file_has_magic(p)) continue;
         if (found++ == 0 && (size_t)snprintf(out, n, "%s", p) >= n) found = 0;
     }
     closedir(d);
@@ -168,7 +158,7 @@ gemma_status gm_modeldir_open(gm_modeldir *md, const char *path, gemma_error *er
     struct stat st_dir;
     if (stat(path, &st_dir) != 0) return gm_fail(err, GEMMA_ERR_IO, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st_dir.st_mode)) {
-        if (is_gguf_file(path)) return open_gguf(md, path, err);
+        if (gm_gguf_file_has_magic(path)) return open_gguf(md, path, err);
         return gm_fail(err, GEMMA_ERR_ARG,
                        "%s: expected a model directory (config.json + *.safetensors) or a GGUF file", path);
     }

@@ -287,7 +287,7 @@ gemma_status gemma_chat_format_load(const char *path, gemma_chat_format **out, g
                 return gm_fail(err, GEMMA_ERR_IO,
                                "%s: no tokenizer_config.json and more than one .gguf model file: name the file", path);
         }
-    } else if (gm_file_is_gguf(path)) {
+    } else if (gm_gguf_file_has_magic(path)) {
         return load_gguf(path, out, err);
     } else {
         const char *base = strrchr(path, '/');

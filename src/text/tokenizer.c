@@ -1535,7 +1535,7 @@ gemma_status gemma_tokenizer_load(const char *path, gemma_tokenizer **out, gemma
             free(file);
             return gm_tokenizer_load_gguf(gguf, out, err);
         }
-    } else if (gm_file_is_gguf(path)) {
+    } else if (gm_gguf_file_has_magic(path)) {
         free(file);
         return gm_tokenizer_load_gguf(path, out, err);
     }

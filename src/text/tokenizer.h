@@ -58,9 +58,6 @@ gemma_status gm_tokenizer_from_pieces(const gm_piece_vocab *v, const char *name,
 gemma_status gm_tokenizer_from_gguf(const gm_gguf *g, gemma_tokenizer **out, gemma_error *err);
 gemma_status gm_tokenizer_load_gguf(const char *path, gemma_tokenizer **out, gemma_error *err);
 
-/* 1 if the file at `path` starts with the GGUF magic. */
-int gm_file_is_gguf(const char *path);
-
 /* ------------------------------------------------------------------ facts */
 
 /* Longest decoded text of one id in bytes ("▁" already turned into " "):

@@ -54,15 +54,6 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UN
 #define KEY_SCORES "tokenizer.ggml.scores"
 #define KEY_TYPES "tokenizer.ggml.token_type"
 
-int gm_file_is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char magic[4];
-    int yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    fclose(f);
-    return yes;
-}
-
 static int is_piece(const char *s, size_t n, const char *want) { return n == strlen(want) && memcmp(s, want, n) == 0; }
 
 /* Control pieces that HF does not mark special: the converter's
