@@ -4,6 +4,13 @@
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
+#include <string.h>
+
+/* The GGUF dequantizers must round exactly like ggml_blocks.c (a separate
+ * multiply and add): GCC does not contract in ISO C mode, this stops clang. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 static inline float hsum256(__m256 v) {
     __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -154,6 +161,198 @@ static void avx2_axpy(float a, const float *x, float *y, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* ------------------------------------------------------ GGUF block formats */
+
+/* Blocks are decoded straight into exact f32 weights in registers, 8 at a
+ * time: emit8 makes s*q [+ m | - m] with the same roundings as ggml_blocks.c
+ * and stores them (dequant) or multiplies them into one of four accumulators
+ * (dot).  `dot` is a constant after inlining, so both entry points get
+ * straight-line code and the weights never pass through a buffer.  Quants
+ * reach emit8 as 32-bit lanes, widened from memory where the format allows
+ * (4- and 8-bit quants) and otherwise assembled as bytes 32 at a time
+ * (5- and 6-bit) and widened from registers. */
+#define AI inline __attribute__((always_inline))
+
+typedef struct {
+    __m256 acc[4];
+    const float *x;
+    float *out;
+    int dot;
+} ggml_sink;
+
+enum { AFF_NONE, AFF_ADD, AFF_SUB };
+
+static AI __m128i loadu64(const uint8_t *p) { return _mm_loadl_epi64((const __m128i *)(const void *)p); }
+static AI __m128i loadu128(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
+static AI __m256i loadu256(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
+static AI __m256 f16_bcast(const uint8_t *p) { return _mm256_set1_ps(load_u16_scalar_f16(p)); }
+static AI __m256i bytes(int v) { return _mm256_set1_epi8((char)v); }
+
+/* Values i..i+7; slot must be a constant (the accumulators live in registers). */
+static AI void emit8(ggml_sink *k, int i, int slot, __m256i q, __m256 s, __m256 m, int aff) {
+    __m256 w = _mm256_mul_ps(_mm256_cvtepi32_ps(q), s);
+    if (aff == AFF_ADD) w = _mm256_add_ps(w, m);
+    if (aff == AFF_SUB) w = _mm256_sub_ps(w, m);
+    if (k->dot) k->acc[slot] = _mm256_fmadd_ps(w, _mm256_loadu_ps(k->x + i), k->acc[slot]);
+    else _mm256_storeu_ps(k->out + i, w);
+}
+
+/* 32 quants as signed bytes, values i..i+31: s_lo scales the first 16, s_hi the rest. */
+static AI void emit_bytes32(ggml_sink *k, int i, __m256i q, __m256 s_lo, __m256 s_hi, __m256 m, int aff) {
+    __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
+    emit8(k, i, 0, _mm256_cvtepi8_epi32(q0), s_lo, m, aff);
+    emit8(k, i + 8, 1, _mm256_cvtepi8_epi32(_mm_srli_si128(q0, 8)), s_lo, m, aff);
+    emit8(k, i + 16, 2, _mm256_cvtepi8_epi32(q1), s_hi, m, aff);
+    emit8(k, i + 24, 3, _mm256_cvtepi8_epi32(_mm_srli_si128(q1, 8)), s_hi, m, aff);
+}
+
+/* 8 bytes of nibbles: the low ones are values i.. (scale sa, ma), the high
+ * ones values j.. (sb, mb), each quant minus `off`. */
+static AI void emit_nibbles8(ggml_sink *k, const uint8_t *qs, int i, int j, int slot, int off, __m256 sa, __m256 ma,
+                             __m256 sb, __m256 mb, int aff) {
+    __m256i v = _mm256_cvtepu8_epi32(loadu64(qs));
+    __m256i lo = _mm256_and_si256(v, _mm256_set1_epi32(15)), hi = _mm256_srli_epi32(v, 4);
+    if (off) lo = _mm256_sub_epi32(lo, _mm256_set1_epi32(off)), hi = _mm256_sub_epi32(hi, _mm256_set1_epi32(off));
+    emit8(k, i, slot, lo, sa, ma, aff);
+    emit8(k, j, slot + 1, hi, sb, mb, aff);
+}
+
+/* A 32-value block of 16 nibble bytes (low nibbles values 0-15). */
+static AI void nibble_block(ggml_sink *k, const uint8_t *qs, int i, int off, __m256 d, __m256 m, int aff) {
+    emit_nibbles8(k, qs, i, i + 16, 0, off, d, m, d, m, aff);
+    emit_nibbles8(k, qs + 8, i + 8, i + 24, 2, off, d, m, d, m, aff);
+}
+
+/* 16 bytes of nibbles as 32 bytes, low nibbles first (Q5_0/Q5_1). */
+static AI __m256i nibbles32(const uint8_t *qs) {
+    __m128i v = loadu128(qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), bytes(0x0f));
+}
+
+/* Byte j = 0x10 if bit j of the little-endian word at p is set (the fifth
+ * bits of Q5_0/Q5_1): spread byte j/8 over 8 bytes, then test one bit each. */
+static AI __m256i fifth_bits32(const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, 4);
+    const __m256i spread = _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
+    v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1)), bytes(0x10));
+}
+
+static AI void q4_0_block(const uint8_t *b, int i, ggml_sink *k) {
+    __m256 d = f16_bcast(b);
+    nibble_block(k, b + 2, i, 8, d, d, AFF_NONE);
+}
+
+static AI void q4_1_block(const uint8_t *b, int i, ggml_sink *k) {
+    nibble_block(k, b + 4, i, 0, f16_bcast(b), f16_bcast(b + 2), AFF_ADD);
+}
+
+static AI void q5_0_block(const uint8_t *b, int i, ggml_sink *k) {
+    __m256 d = f16_bcast(b);
+    __m256i q = _mm256_or_si256(nibbles32(b + 6), fifth_bits32(b + 2));
+    emit_bytes32(k, i, _mm256_sub_epi8(q, bytes(16)), d, d, d, AFF_NONE);
+}
+
+static AI void q5_1_block(const uint8_t *b, int i, ggml_sink *k) {
+    __m256 d = f16_bcast(b);
+    emit_bytes32(k, i, _mm256_or_si256(nibbles32(b + 8), fifth_bits32(b + 4)), d, d, f16_bcast(b + 2), AFF_ADD);
+}
+
+static AI void q8_0_block(const uint8_t *b, int i, ggml_sink *k) {
+    __m256 d = f16_bcast(b);
+    for (int j = 0; j < 4; j++) emit8(k, i + 8 * j, j, _mm256_cvtepi8_epi32(loadu64(b + 2 + 8 * j)), d, d, AFF_NONE);
+}
+
+/* The K-quants' per-sub-block scales go through a small array so that each
+ * use is a broadcast load (a load port) instead of a lane permute (vector ALU
+ * time; worth ~5% on Q6_K); the empty asm keeps GCC from turning the loads
+ * back into permutes of the register it stored. */
+#define KEEP_IN_MEMORY(a) __asm__("" : "+m"(a))
+
+/* Q4_K/Q5_K's eight 6-bit scales and mins as d*sc and dmin*mn (each product
+ * rounded, as in the reference).  Word operations regroup the 12 packed
+ * bytes into sc[0..7] (bytes 0-7) and mn[0..7] (bytes 8-15). */
+static AI void k_scales(const uint8_t *b, float ds[8], float dm[8]) {
+    uint32_t u[3];
+    memcpy(u, b + 4, 12);
+    __m128i v = _mm_setr_epi32((int)(u[0] & 0x3f3f3f3f), (int)((u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4)),
+                               (int)(u[1] & 0x3f3f3f3f), (int)(((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4)));
+    _mm256_storeu_ps(ds, _mm256_mul_ps(f16_bcast(b), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))));
+    _mm256_storeu_ps(dm, _mm256_mul_ps(f16_bcast(b + 2), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)))));
+}
+
+/* Q4_K: sub-blocks 2p and 2p+1 are the low and high nibbles of qs[32p..]. */
+static AI void q4_k_block(const uint8_t *b, int i, ggml_sink *k) {
+    float ds[8], dm[8];
+    k_scales(b, ds, dm);
+    KEEP_IN_MEMORY(ds);
+    KEEP_IN_MEMORY(dm);
+    for (int p = 0; p < 4; p++) {
+        __m256 sa = _mm256_set1_ps(ds[2 * p]), ma = _mm256_set1_ps(dm[2 * p]);
+        __m256 sb = _mm256_set1_ps(ds[2 * p + 1]), mb = _mm256_set1_ps(dm[2 * p + 1]);
+        for (int t = 0; t < 4; t++)
+            emit_nibbles8(k, b + 16 + 32 * p + 8 * t, i + 64 * p + 8 * t, i + 64 * p + 32 + 8 * t, 2 * (t & 1), 0, sa,
+                          ma, sb, mb, AFF_SUB);
+    }
+}
+
+/* Byte l = 0x10 if bit j of qh byte l is set (Q5_K's fifth bits of sub-block
+ * j).  The 16-bit shifts carry bits across bytes, but never into bit 4. */
+static AI __m256i kbit(__m256i qh, int j) {
+    __m256i v = j <= 4 ? _mm256_sll_epi16(qh, _mm_cvtsi32_si128(4 - j)) : _mm256_srl_epi16(qh, _mm_cvtsi32_si128(j - 4));
+    return _mm256_and_si256(v, bytes(0x10));
+}
+
+/* Q5_K: Q4_K's layout with 32 bytes of fifth bits before the nibbles. */
+static AI void q5_k_block(const uint8_t *b, int i, ggml_sink *k) {
+    float ds[8], dm[8];
+    k_scales(b, ds, dm);
+    KEEP_IN_MEMORY(ds);
+    KEEP_IN_MEMORY(dm);
+    __m256i h = loadu256(b + 16);
+    for (int p = 0; p < 4; p++) {
+        __m256i v = loadu256(b + 48 + 32 * p);
+        __m256i lo = _mm256_and_si256(v, bytes(0x0f)), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), bytes(0x0f));
+        __m256 sa = _mm256_set1_ps(ds[2 * p]), sb = _mm256_set1_ps(ds[2 * p + 1]);
+        emit_bytes32(k, i + 64 * p, _mm256_or_si256(lo, kbit(h, 2 * p)), sa, sa, _mm256_set1_ps(dm[2 * p]), AFF_SUB);
+        emit_bytes32(k, i + 64 * p + 32, _mm256_or_si256(hi, kbit(h, 2 * p + 1)), sb, sb, _mm256_set1_ps(dm[2 * p + 1]),
+                     AFF_SUB);
+    }
+}
+
+/* Q6_K: in half h, chunk c takes nibble c/2 of ql bytes 64h + 32*(c%2) ...,
+ * bits 2c..2c+1 of qh bytes 32h ..., and scales 8h+2c, 8h+2c+1. */
+static AI void q6_k_block(const uint8_t *b, int i, ggml_sink *k) {
+    float ds[16];
+    __m256 d = f16_bcast(b + 208);
+    __m128i sc = loadu128(b + 192);
+    _mm256_storeu_ps(ds, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))));
+    _mm256_storeu_ps(ds + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))));
+    KEEP_IN_MEMORY(ds);
+    const __m256i m4 = bytes(0x0f), m2 = bytes(0x30);
+    for (int h = 0; h < 2; h++) {
+        __m256i l0 = loadu256(b + 64 * h), l1 = loadu256(b + 64 * h + 32), qh = loadu256(b + 128 + 32 * h);
+        __m256i q[4] = {
+            _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2)),
+            _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m2)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2)),
+        };
+        for (int c = 0; c < 4; c++)
+            emit_bytes32(k, i + 128 * h + 32 * c, _mm256_sub_epi8(q[c], bytes(32)), _mm256_set1_ps(ds[8 * h + 2 * c]),
+                         _mm256_set1_ps(ds[8 * h + 2 * c + 1]), d, AFF_NONE);
+    }
+}
+
+static AI float ggml_sum(const ggml_sink *k) {
+    return hsum256(_mm256_add_ps(_mm256_add_ps(k->acc[0], k->acc[1]), _mm256_add_ps(k->acc[2], k->acc[3])));
+}
+
+/* The walk over a row's blocks and the two table entries: the same in every twin. */
+#include "kernels/ggml_walk.h"
+
 const gm_kernels gm_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = avx2_dot_f32,
@@ -165,6 +364,6 @@ const gm_kernels gm_kernels_avx2 = {
     .bf16_to_f32 = avx2_bf16_to_f32,
     .f16_to_f32 = avx2_f16_to_f32,
     .axpy = avx2_axpy,
-    .dot_ggml = gm_ggml_dot_row,          /* scalar until the SIMD twins land */
-    .dequant_ggml = gm_ref_dequant_ggml,
+    .dot_ggml = ggml_dot,
+    .dequant_ggml = ggml_dequant,
 };

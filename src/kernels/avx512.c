@@ -4,6 +4,13 @@
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
+#include <string.h>
+
+/* The GGUF dequantizers must round exactly like ggml_blocks.c (a separate
+ * multiply and add): GCC does not contract in ISO C mode, this stops clang. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 static inline __m512 load_bf16x16(const uint8_t *p) {
     __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p));
@@ -153,6 +160,184 @@ static void avx512_axpy(float a, const float *x, float *y, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* ------------------------------------------------------ GGUF block formats */
+
+/* Blocks are decoded straight into exact f32 weights in registers, 16 at a
+ * time, and emit16 stores them (dequant) or multiplies them into one of four
+ * accumulators (dot); `dot` is a constant after inlining, so both entry
+ * points get straight-line code without a buffer.
+ *
+ * A 4- or 5-bit block (or K-quant sub-block) has only 16 or 32 distinct
+ * weights, so we compute those once, exactly as ggml_blocks.c does
+ * (d*(q-8), (d*q)+m, (d*sc)*q - dmin*mn ...), and fetch each value's weight
+ * with one permute: fewer vector operations than widening, converting and
+ * scaling every value, and bit-identical by construction.  Q8_0 and Q6_K
+ * (256 and 64 levels) convert and scale. */
+#define AI inline __attribute__((always_inline))
+
+typedef struct {
+    __m512 acc[4];
+    const float *x;
+    float *out;
+    int dot;
+} ggml_sink;
+
+static AI __m128i loadu128(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
+static AI __m256i loadu256(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
+static AI __m512 f16_bcast(const uint8_t *p) { return _mm512_set1_ps(f16_scalar(p)); }
+
+/* The K-quants' per-sub-block scales go through a small array so that each
+ * use is a broadcast operand from memory (a load port) instead of a lane
+ * permute (vector ALU time, the bottleneck here); the empty asm keeps GCC
+ * from turning those loads back into permutes of the register it stored. */
+#define KEEP_IN_MEMORY(a) __asm__("" : "+m"(a))
+
+/* slot must be a constant: the accumulators live in registers. */
+static AI void emit16(ggml_sink *k, int i, int slot, __m512 w) {
+    if (k->dot) k->acc[slot] = _mm512_fmadd_ps(w, _mm512_loadu_ps(k->x + i), k->acc[slot]);
+    else _mm512_storeu_ps(k->out + i, w);
+}
+
+/* The 16 weights s*(q + base) [+ m | - m] for q = 0..15, rounded step by step. */
+enum { AFF_NONE, AFF_ADD, AFF_SUB };
+static AI __m512 levels(__m512 s, float base, __m512 m, int aff) {
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 t = _mm512_mul_ps(s, _mm512_add_ps(iota, _mm512_set1_ps(base)));
+    if (aff == AFF_ADD) t = _mm512_add_ps(t, m);
+    if (aff == AFF_SUB) t = _mm512_sub_ps(t, m);
+    return t;
+}
+
+/* Weights of 16 values from the low 4 bits of q (the permutes ignore the
+ * rest) and, when `five`, the fifth bit in bit 4 of f (f's other bits do not
+ * matter): tab[0][q] or tab[1][q]. */
+static AI __m512 look(__m512i q, __m512i f, const __m512 tab[2], int five) {
+    if (!five) return _mm512_permutexvar_ps(q, tab[0]);
+    __m512i idx = _mm512_ternarylogic_epi32(q, f, _mm512_set1_epi32(15), 0xe4);   /* bits 0-3 of q, the rest of f */
+    return _mm512_permutex2var_ps(tab[0], idx, tab[1]);
+}
+
+/* 16 bytes of nibbles: the low ones are values i.. (table ta, fifth bits
+ * fa), the high ones values j.. (tb, fb). */
+static AI void nibbles16(ggml_sink *k, const uint8_t *qs, int i, int j, int slot, __m512i fa, __m512i fb,
+                         const __m512 ta[2], const __m512 tb[2], int five) {
+    __m512i v = _mm512_cvtepu8_epi32(loadu128(qs));
+    emit16(k, i, slot, look(v, fa, ta, five));
+    emit16(k, j, slot + 1, look(_mm512_srli_epi32(v, 4), fb, tb, five));
+}
+
+/* A 32-value block with 4-bit quants at qs (low nibbles values 0-15) and,
+ * when qh is given, fifth bits in the little-endian word there (bit j for
+ * value j): w = d*(q + base), or (d*q) + m when `affine`. */
+static AI void small_block(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, float base, int affine, int i,
+                           ggml_sink *k) {
+    __m512 d = f16_bcast(b), m = affine ? f16_bcast(b + 2) : d;
+    int five = qh != NULL, aff = affine ? AFF_ADD : AFF_NONE;
+    __m512 tab[2] = {levels(d, base, m, aff), levels(d, base + 16, m, aff)};
+    uint32_t bits = 0;
+    if (five) memcpy(&bits, qh, 4);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i fa = _mm512_srlv_epi32(_mm512_set1_epi32((int)(bits << 4)), iota);    /* bit j to bit 4 of lane j */
+    __m512i fb = _mm512_srlv_epi32(_mm512_set1_epi32((int)(bits >> 12)), iota);   /* bit 16+j likewise */
+    nibbles16(k, qs, i, i + 16, 0, fa, fb, tab, tab, five);
+}
+
+static AI void q4_0_block(const uint8_t *b, int i, ggml_sink *k) { small_block(b, NULL, b + 2, -8, 0, i, k); }
+static AI void q4_1_block(const uint8_t *b, int i, ggml_sink *k) { small_block(b, NULL, b + 4, 0, 1, i, k); }
+static AI void q5_0_block(const uint8_t *b, int i, ggml_sink *k) { small_block(b, b + 2, b + 6, -16, 0, i, k); }
+static AI void q5_1_block(const uint8_t *b, int i, ggml_sink *k) { small_block(b, b + 4, b + 8, 0, 1, i, k); }
+
+static AI void q8_0_block(const uint8_t *b, int i, ggml_sink *k) {
+    __m512 d = f16_bcast(b);
+    for (int h = 0; h < 2; h++)
+        emit16(k, i + 16 * h, h, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(b + 2 + 16 * h))), d));
+}
+
+/* Q4_K/Q5_K's eight 6-bit scales and mins as d*sc and dmin*mn (each product
+ * rounded, as in the reference).  Word operations regroup the 12 packed
+ * bytes into sc[0..7] (bytes 0-7) and mn[0..7] (bytes 8-15). */
+static AI void k_scales(const uint8_t *b, float ds[16], float dm[16]) {
+    uint32_t u[3];
+    memcpy(u, b + 4, 12);
+    __m128i v = _mm_setr_epi32((int)(u[0] & 0x3f3f3f3f), (int)((u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4)),
+                               (int)(u[1] & 0x3f3f3f3f), (int)(((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4)));
+    __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));   /* sc in lanes 0-7, mn in 8-15 */
+    _mm512_storeu_ps(ds, _mm512_mul_ps(f16_bcast(b), q));
+    _mm512_storeu_ps(dm, _mm512_mul_ps(f16_bcast(b + 2), _mm512_shuffle_f32x4(q, q, 0xee)));
+}
+
+/* Bit j of each lane moved to bit 4 (Q5_K's fifth bits of sub-block j). */
+static AI __m512i bit4(__m512i v, int j) {
+    return j <= 4 ? _mm512_sll_epi32(v, _mm_cvtsi32_si128(4 - j)) : _mm512_srl_epi32(v, _mm_cvtsi32_si128(j - 4));
+}
+
+/* Sub-blocks 2p and 2p+1 share 32 bytes of nibbles (low and high); Q5_K's
+ * fifth bit of value l of sub-block j is bit j of qh[l]. */
+static AI void k45_block(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, int i, ggml_sink *k) {
+    float ds[16], dm[16];
+    k_scales(b, ds, dm);
+    KEEP_IN_MEMORY(ds);
+    KEEP_IN_MEMORY(dm);
+    int five = qh != NULL;
+    __m512i h0 = five ? _mm512_cvtepu8_epi32(loadu128(qh)) : _mm512_setzero_si512();
+    __m512i h1 = five ? _mm512_cvtepu8_epi32(loadu128(qh + 16)) : _mm512_setzero_si512();
+    for (int p = 0; p < 4; p++) {
+        __m512 ta[2], tb[2];
+        for (int t = 0; t < 2; t++) {
+            __m512 s = _mm512_set1_ps(ds[2 * p + t]), m = _mm512_set1_ps(dm[2 * p + t]);
+            __m512 *tab = t ? tb : ta;
+            tab[0] = levels(s, 0, m, AFF_SUB);
+            tab[1] = five ? levels(s, 16, m, AFF_SUB) : tab[0];
+        }
+        int o = i + 64 * p;
+        nibbles16(k, qs + 32 * p, o, o + 32, 0, bit4(h0, 2 * p), bit4(h0, 2 * p + 1), ta, tb, five);
+        nibbles16(k, qs + 32 * p + 16, o + 16, o + 48, 2, bit4(h1, 2 * p), bit4(h1, 2 * p + 1), ta, tb, five);
+    }
+}
+
+static AI void q4_k_block(const uint8_t *b, int i, ggml_sink *k) { k45_block(b, NULL, b + 16, i, k); }
+static AI void q5_k_block(const uint8_t *b, int i, ggml_sink *k) { k45_block(b, b + 16, b + 48, i, k); }
+
+/* 16 signed 6-bit levels (q - 32, as bytes) times their scale. */
+static AI void q6_16(ggml_sink *k, __m128i q, float s, int i, int slot) {
+    emit16(k, i, slot, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(s)));
+}
+
+/* Q6_K: in half h, values 0-63 are the low nibbles of ql[64h..] with bits
+ * 0-1 (values 0-31) or 2-3 (32-63) of qh[32h..], values 64-127 the high
+ * nibbles with bits 4-5 or 6-7; scale s covers values 16s..16s+15. */
+static AI void q6_k_block(const uint8_t *b, int i, ggml_sink *k) {
+    float ds[16];
+    _mm512_storeu_ps(ds, _mm512_mul_ps(f16_bcast(b + 208), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(b + 192)))));
+    KEEP_IN_MEMORY(ds);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30), off = _mm512_set1_epi8(32);
+    for (int h = 0; h < 2; h++) {
+        __m512i l = _mm512_loadu_si512(b + 64 * h);
+        __m256i qh = loadu256(b + 128 + 32 * h);
+        /* bytes 32-63 take qh >> 2; the 16-bit shifts never carry into the bits kept */
+        __m512i hh = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+        __m512i q[2] = {
+            _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_slli_epi16(hh, 4), m2)),
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(hh, m2)),
+        };
+        for (int c = 0; c < 2; c++) {
+            __m512i v = _mm512_sub_epi8(q[c], off);
+            int o = i + 128 * h + 64 * c, s = 8 * h + 4 * c;
+            q6_16(k, _mm512_castsi512_si128(v), ds[s], o, 0);
+            q6_16(k, _mm512_extracti32x4_epi32(v, 1), ds[s + 1], o + 16, 1);
+            q6_16(k, _mm512_extracti32x4_epi32(v, 2), ds[s + 2], o + 32, 2);
+            q6_16(k, _mm512_extracti32x4_epi32(v, 3), ds[s + 3], o + 48, 3);
+        }
+    }
+}
+
+static AI float ggml_sum(const ggml_sink *k) {
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(k->acc[0], k->acc[1]), _mm512_add_ps(k->acc[2], k->acc[3])));
+}
+
+/* The walk over a row's blocks and the two table entries: the same in every twin. */
+#include "kernels/ggml_walk.h"
+
 const gm_kernels gm_kernels_avx512 = {
     .name = "avx512",
     .dot_f32 = avx512_dot_f32,
@@ -164,6 +349,6 @@ const gm_kernels gm_kernels_avx512 = {
     .bf16_to_f32 = avx512_bf16_to_f32,
     .f16_to_f32 = avx512_f16_to_f32,
     .axpy = avx512_axpy,
-    .dot_ggml = gm_ggml_dot_row,          /* scalar until the SIMD twins land */
-    .dequant_ggml = gm_ref_dequant_ggml,
+    .dot_ggml = ggml_dot,
+    .dequant_ggml = ggml_dequant,
 };

@@ -7,6 +7,12 @@
 #include <arm_neon.h>
 #include <string.h>
 
+/* The GGUF dequantizers must round exactly like ggml_blocks.c (a separate
+ * multiply and add): GCC does not contract in ISO C mode, this stops clang. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 static inline float32x4_t load_f32x4(const uint8_t *p) { return vreinterpretq_f32_u8(vld1q_u8(p)); }
 
 static inline float32x4_t bf16x4_to_f32(uint16x4_t h) { return vreinterpretq_f32_u32(vshll_n_u16(h, 16)); }
@@ -150,6 +156,169 @@ static void neon_axpy(float a, const float *x, float *y, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* ------------------------------------------------------ GGUF block formats */
+
+/* Every block format is decoded 16 values at a time into signed bytes q
+ * (offset already subtracted) with one scale, and emit_bytes16 widens them
+ * into exact f32 weights s*q [+ m | - m], rounded as in ggml_blocks.c, then
+ * stores them (dequant) or multiplies them into the four accumulators (dot).
+ * `dot` is a constant after inlining, so both entry points get straight-line
+ * code and the weights never pass through a buffer. */
+#define AI inline __attribute__((always_inline))
+
+typedef struct {
+    float32x4_t acc[4];
+    const float *x;
+    float *out;
+    int dot;
+} ggml_sink;
+
+enum { AFF_NONE, AFF_ADD, AFF_SUB };
+
+static AI float32x4_t f16_bcast(const uint8_t *p) { return vdupq_n_f32(scalar_elem(p, ELEM_F16)); }
+static AI uint8x16_t u8s(int v) { return vdupq_n_u8((uint8_t)v); }
+
+/* Values i..i+3; slot must be a constant (the accumulators live in registers). */
+static AI void emit4(ggml_sink *k, int i, int slot, int32x4_t q, float32x4_t s, float32x4_t m, int aff) {
+    float32x4_t w = vmulq_f32(vcvtq_f32_s32(q), s);
+    if (aff == AFF_ADD) w = vaddq_f32(w, m);
+    if (aff == AFF_SUB) w = vsubq_f32(w, m);
+    if (k->dot) k->acc[slot] = vfmaq_f32(k->acc[slot], w, vld1q_f32(k->x + i));
+    else vst1q_f32(k->out + i, w);
+}
+
+static AI void emit_bytes16(ggml_sink *k, int i, uint8x16_t qu, float32x4_t s, float32x4_t m, int aff) {
+    int8x16_t q = vreinterpretq_s8_u8(qu);
+    int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_high_s8(q);
+    emit4(k, i, 0, vmovl_s16(vget_low_s16(lo)), s, m, aff);
+    emit4(k, i + 4, 1, vmovl_high_s16(lo), s, m, aff);
+    emit4(k, i + 8, 2, vmovl_s16(vget_low_s16(hi)), s, m, aff);
+    emit4(k, i + 12, 3, vmovl_high_s16(hi), s, m, aff);
+}
+
+/* Byte j = 0x10 if bit j of the 16 bits is set (Q5_0/Q5_1's fifth bits). */
+static AI uint8x16_t fifth_bits16(uint32_t bits) {
+    static const uint8_t bit_of[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)bits), vdup_n_u8((uint8_t)(bits >> 8)));
+    return vandq_u8(vtstq_u8(v, vld1q_u8(bit_of)), u8s(0x10));
+}
+
+/* A 32-value block of 16 nibble bytes (low nibbles values 0-15) and, when
+ * qh is given, fifth bits in the little-endian word there (bit j, value j);
+ * each quant minus `off`. */
+static AI void small_block(ggml_sink *k, const uint8_t *qh, const uint8_t *qs, int i, int off, float32x4_t d,
+                           float32x4_t m, int aff) {
+    uint8x16_t v = vld1q_u8(qs);
+    uint8x16_t lo = vandq_u8(v, u8s(0x0f)), hi = vshrq_n_u8(v, 4);
+    if (qh) {
+        uint32_t bits;
+        memcpy(&bits, qh, 4);
+        lo = vorrq_u8(lo, fifth_bits16(bits)), hi = vorrq_u8(hi, fifth_bits16(bits >> 16));
+    }
+    emit_bytes16(k, i, vsubq_u8(lo, u8s(off)), d, m, aff);
+    emit_bytes16(k, i + 16, vsubq_u8(hi, u8s(off)), d, m, aff);
+}
+
+static AI void q4_0_block(const uint8_t *b, int i, ggml_sink *k) {
+    float32x4_t d = f16_bcast(b);
+    small_block(k, NULL, b + 2, i, 8, d, d, AFF_NONE);
+}
+
+static AI void q4_1_block(const uint8_t *b, int i, ggml_sink *k) {
+    small_block(k, NULL, b + 4, i, 0, f16_bcast(b), f16_bcast(b + 2), AFF_ADD);
+}
+
+static AI void q5_0_block(const uint8_t *b, int i, ggml_sink *k) {
+    float32x4_t d = f16_bcast(b);
+    small_block(k, b + 2, b + 6, i, 16, d, d, AFF_NONE);
+}
+
+static AI void q5_1_block(const uint8_t *b, int i, ggml_sink *k) {
+    small_block(k, b + 4, b + 8, i, 0, f16_bcast(b), f16_bcast(b + 2), AFF_ADD);
+}
+
+static AI void q8_0_block(const uint8_t *b, int i, ggml_sink *k) {
+    float32x4_t d = f16_bcast(b);
+    emit_bytes16(k, i, vld1q_u8(b + 2), d, d, AFF_NONE);
+    emit_bytes16(k, i + 16, vld1q_u8(b + 18), d, d, AFF_NONE);
+}
+
+/* d * (float)q for the 8 bytes of q, each product rounded to f32 (the
+ * reference rounds d*sc before it multiplies the quants). */
+static AI void scale_bytes8(uint8x8_t q, float d, float out[8]) {
+    uint16x8_t w = vmovl_u8(q);
+    vst1q_f32(out, vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(w))), d));
+    vst1q_f32(out + 4, vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(w)), d));
+}
+
+/* Q4_K/Q5_K's eight 6-bit scales and mins as d*sc and dmin*mn.  Word
+ * operations regroup the 12 packed bytes into sc[0..7] and mn[0..7]. */
+static AI void k_scales(const uint8_t *b, float ds[8], float dm[8]) {
+    uint32_t u[3], r[4];
+    memcpy(u, b + 4, 12);
+    r[0] = u[0] & 0x3f3f3f3f;
+    r[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    r[2] = u[1] & 0x3f3f3f3f;
+    r[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    uint8x16_t v = vreinterpretq_u8_u32(vld1q_u32(r));
+    scale_bytes8(vget_low_u8(v), scalar_elem(b, ELEM_F16), ds);
+    scale_bytes8(vget_high_u8(v), scalar_elem(b + 2, ELEM_F16), dm);
+}
+
+/* Sub-blocks 2p and 2p+1 are the low and high nibbles of qs[32p..]; Q5_K's
+ * fifth bit of value l of sub-block j is bit j of qh[l]. */
+static AI void k45_block(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, int i, ggml_sink *k) {
+    float ds[8], dm[8];
+    k_scales(b, ds, dm);
+    uint8x16_t h[2] = {u8s(0), u8s(0)};
+    if (qh) h[0] = vld1q_u8(qh), h[1] = vld1q_u8(qh + 16);
+    for (int p = 0; p < 4; p++)
+        for (int u = 0; u < 2; u++) {
+            uint8x16_t v = vld1q_u8(qs + 32 * p + 16 * u);
+            uint8x16_t lo = vandq_u8(v, u8s(0x0f)), hi = vshrq_n_u8(v, 4);
+            if (qh) {
+                lo = vorrq_u8(lo, vandq_u8(vtstq_u8(h[u], u8s(1 << (2 * p))), u8s(0x10)));
+                hi = vorrq_u8(hi, vandq_u8(vtstq_u8(h[u], u8s(2 << (2 * p))), u8s(0x10)));
+            }
+            int o = i + 64 * p + 16 * u;
+            emit_bytes16(k, o, lo, vdupq_n_f32(ds[2 * p]), vdupq_n_f32(dm[2 * p]), AFF_SUB);
+            emit_bytes16(k, o + 32, hi, vdupq_n_f32(ds[2 * p + 1]), vdupq_n_f32(dm[2 * p + 1]), AFF_SUB);
+        }
+}
+
+static AI void q4_k_block(const uint8_t *b, int i, ggml_sink *k) { k45_block(b, NULL, b + 16, i, k); }
+static AI void q5_k_block(const uint8_t *b, int i, ggml_sink *k) { k45_block(b, b + 16, b + 48, i, k); }
+
+/* Q6_K: in half h, the 16 values at 16t (t = 0..7) take nibble t/4 of
+ * ql[64h + 16*(t%4) ..] and bits 2*(t/2)..+1 of qh[32h + 16*(t%2) ..];
+ * scale s covers values 16s..16s+15. */
+static AI void q6_k_block(const uint8_t *b, int i, ggml_sink *k) {
+    float ds[16];
+    int8x16_t sc = vld1q_s8((const int8_t *)(const void *)(b + 192));
+    float d = scalar_elem(b + 208, ELEM_F16);
+    int16x8_t s16[2] = {vmovl_s8(vget_low_s8(sc)), vmovl_high_s8(sc)};
+    for (int j = 0; j < 2; j++) {
+        vst1q_f32(ds + 8 * j, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(s16[j]))), d));
+        vst1q_f32(ds + 8 * j + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(s16[j])), d));
+    }
+    float32x4_t zero = vdupq_n_f32(0);
+    for (int h = 0; h < 2; h++)
+        for (int t = 0; t < 8; t++) {
+            uint8x16_t l = vld1q_u8(b + 64 * h + 16 * (t % 4)), qh = vld1q_u8(b + 128 + 32 * h + 16 * (t % 2));
+            uint8x16_t nib = t < 4 ? l : vshrq_n_u8(l, 4);
+            uint8x16_t hb = vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * (t / 2)))), u8s(3));
+            uint8x16_t q = vsliq_n_u8(nib, hb, 4);   /* hb << 4 | (nib & 15) */
+            emit_bytes16(k, i + 128 * h + 16 * t, vsubq_u8(q, u8s(32)), vdupq_n_f32(ds[8 * h + t]), zero, AFF_NONE);
+        }
+}
+
+static AI float ggml_sum(const ggml_sink *k) {
+    return vaddvq_f32(vaddq_f32(vaddq_f32(k->acc[0], k->acc[1]), vaddq_f32(k->acc[2], k->acc[3])));
+}
+
+/* The walk over a row's blocks and the two table entries: the same in every twin. */
+#include "kernels/ggml_walk.h"
+
 const gm_kernels gm_kernels_neon = {
     .name = "neon",
     .dot_f32 = neon_dot_f32,
@@ -161,6 +330,6 @@ const gm_kernels gm_kernels_neon = {
     .bf16_to_f32 = neon_bf16_to_f32,
     .f16_to_f32 = neon_f16_to_f32,
     .axpy = neon_axpy,
-    .dot_ggml = gm_ggml_dot_row,          /* scalar until the SIMD twins land */
-    .dequant_ggml = gm_ref_dequant_ggml,
+    .dot_ggml = ggml_dot,
+    .dequant_ggml = ggml_dequant,
 };

@@ -12,6 +12,13 @@
  * position, those are checked too.
  *
  *   test_real_greedy REF.json MODEL [--run KEY] [--tol T] [--tokenizer]
+ *                    [--tie-margin M --mean-abs-tol A]
+ *
+ * For a reference whose numerics differ from exact float32 math on purpose
+ * (llama.cpp: 8-bit activations, f16 KV cache), --tie-margin lets a greedy
+ * run part where the reference's top-2 margin is below M (any other
+ * divergence fails), and --mean-abs-tol replaces the relative bound by a bound
+ * on the mean |ours - ref| over all recorded logits.
  *
  * --run KEY takes gen_ids/top_ids/top_logits from each prompt's KEY member
  * (mlx.json holds one run per model folder: "mlx4", "f32").
@@ -69,8 +76,15 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
+typedef struct {
+    double tol, tie_margin, mean_abs_tol;
+    const char *run_key;
+    double sum_abs;     /* over every recorded logit */
+    long n_abs;
+} options;
+
 /* max |ours[id] - ref| over one step's top ids, relative to max |ref| of the step */
-static double step_error(const float *logits, const gm_json *ids, const gm_json *vals, int vocab) {
+static double step_error(const float *logits, const gm_json *ids, const gm_json *vals, int vocab, options *o) {
     double worst = 0, scale = 0;
     for (size_t k = 0; k < gm_json_count(ids) && k < TOP; k++) {
         int64_t id;
@@ -79,6 +93,8 @@ static double step_error(const float *logits, const gm_json *ids, const gm_json 
             id >= vocab)
             return INFINITY;
         double d = fabs((double)logits[id] - v);
+        o->sum_abs += d;
+        o->n_abs++;
         if (d > worst) worst = d;
         if (fabs(v) > scale) scale = fabs(v);
     }
@@ -93,14 +109,14 @@ static double margin(const gm_json *vals) {
 }
 
 typedef struct {
-    int prompts, prompts_identical, steps, steps_identical;
+    int prompts, prompts_identical, prompts_near_tie, steps, steps_identical;
     double worst_step_error, worst_prompt_error;
     int tokenizer_checked, tokenizer_agree;
 } totals;
 
-static int check_prompt(gemma_model *m, const gemma_tokenizer *tok, const gm_json *p, const char *run_key, double tol,
-                        totals *t) {
-    const gm_json *run = run_key ? gm_json_get(p, run_key) : p;
+static int check_prompt(gemma_model *m, const gemma_tokenizer *tok, const gm_json *p, options *o, totals *t) {
+    const gm_json *run = o->run_key ? gm_json_get(p, o->run_key) : p;
+    int by_mean = o->mean_abs_tol > 0;
     const char *name = gm_json_string(gm_json_get(p, "name"));
     size_t n_prompt, n_gen;
     int32_t *prompt = int_array(gm_json_get(p, "prompt_ids"), &n_prompt);
@@ -110,11 +126,17 @@ static int check_prompt(gemma_model *m, const gemma_tokenizer *tok, const gm_jso
     gemma_error err;
 
     if (tok) {
-        const char *text = gm_json_string(gm_json_get(p, "rendered"));
+        /* chat prompts: the rendered template text (it starts with "<bos>");
+         * raw prompts: the text, to which llama.cpp added BOS */
         const gm_json *rj = gm_json_get(p, "rendered");
+        int bos = 0;
+        if (!gm_json_string(rj)) {
+            rj = gm_json_get(p, "text");
+            bos = 1;
+        }
+        const char *text = gm_json_string(rj);
         int32_t ids[8192];
         size_t n_ids = 0;
-        int bos = strncmp(text, "<bos>", 5) != 0;   /* raw prompts: llama.cpp added BOS */
         if (text && gemma_tokenize(tok, text, rj->len, bos ? GEMMA_TOKENIZE_ADD_BOS : 0, ids, 8192, &n_ids, &err) ==
                         GEMMA_OK) {
             t->tokenizer_checked++;
@@ -148,17 +170,17 @@ static int check_prompt(gemma_model *m, const gemma_tokenizer *tok, const gm_jso
     double prompt_err = 0;
     if (ptop_ids) {
         for (size_t i = 0; i < n_prompt && i < gm_json_count(ptop_ids); i++) {
-            double e = step_error(logits + i * (size_t)vocab, gm_json_at(ptop_ids, i), gm_json_at(ptop_logits, i), vocab);
+            double e = step_error(logits + i * (size_t)vocab, gm_json_at(ptop_ids, i), gm_json_at(ptop_logits, i), vocab, o);
             if (e > prompt_err) prompt_err = e;
         }
         if (prompt_err > t->worst_prompt_error) t->worst_prompt_error = prompt_err;
-        if (prompt_err > tol) ok = 0;
+        if (!by_mean && prompt_err > o->tol) ok = 0;
         memmove(logits, logits + (n_prompt - 1) * (size_t)vocab, (size_t)vocab * sizeof *logits);
     }
     int identical = 0, first_diff = -1;
     double worst = 0, diff_margin = 0;
     for (size_t i = 0; i < n_gen; i++) {
-        double e = step_error(logits, gm_json_at(top_ids, i), gm_json_at(top_logits, i), vocab);
+        double e = step_error(logits, gm_json_at(top_ids, i), gm_json_at(top_logits, i), vocab, o);
         int ours = argmax(logits, vocab);
         if (first_diff < 0) {
             if (e > worst) worst = e;
@@ -182,9 +204,12 @@ static int check_prompt(gemma_model *m, const gemma_tokenizer *tok, const gm_jso
     t->steps_identical += identical;
     if (identical == (int)n_gen) t->prompts_identical++;
     if (worst > t->worst_step_error) t->worst_step_error = worst;
-    if (identical != (int)n_gen || worst > tol) ok = 0;
+    int near_tie = first_diff >= 0 && diff_margin < o->tie_margin;
+    t->prompts_near_tie += near_tie;
+    if ((identical != (int)n_gen && !near_tie) || (!by_mean && worst > o->tol)) ok = 0;
     printf("  %-20s %4zu prompt ids  %2d/%zu greedy ids identical", name, n_prompt, identical, n_gen);
-    if (first_diff >= 0) printf(" (step %d: reference top-2 margin %.4f)", first_diff, diff_margin);
+    if (first_diff >= 0)
+        printf(" (step %d: reference top-2 margin %.4f%s)", first_diff, diff_margin, near_tie ? ", a near tie" : "");
     printf("  max rel logit err %.2e", worst);
     if (ptop_ids) printf("  prompt positions %.2e", prompt_err);
     printf("%s\n", ok ? "" : "  FAIL");
@@ -198,15 +223,17 @@ done:
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: test_real_greedy REF.json MODEL [--run KEY] [--tol T] [--tokenizer]\n");
+        fprintf(stderr, "usage: test_real_greedy REF.json MODEL [--run KEY] [--tol T] [--tokenizer] [--tie-margin M] "
+                        "[--mean-abs-tol A]\n");
         return 2;
     }
-    double tol = 2e-2;
+    options o = {.tol = 2e-2};
     int want_tok = 0;
-    const char *run_key = NULL;
     for (int i = 3; i < argc; i++) {
-        if (!strcmp(argv[i], "--tol") && i + 1 < argc) tol = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--run") && i + 1 < argc) run_key = argv[++i];
+        if (!strcmp(argv[i], "--tol") && i + 1 < argc) o.tol = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--run") && i + 1 < argc) o.run_key = argv[++i];
+        else if (!strcmp(argv[i], "--tie-margin") && i + 1 < argc) o.tie_margin = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--mean-abs-tol") && i + 1 < argc) o.mean_abs_tol = atof(argv[++i]);
         else if (!strcmp(argv[i], "--tokenizer")) want_tok = 1;
     }
     struct stat st;
@@ -232,10 +259,15 @@ int main(int argc, char **argv) {
     totals t = {0};
     int ok = gm_json_count(prompts) > 0;
     printf("%s on %s (%s)\n", argv[1], argv[2], gemma_cpu_isa());
-    for (size_t i = 0; i < gm_json_count(prompts); i++) ok &= check_prompt(m, tok, gm_json_at(prompts, i), run_key, tol, &t);
-    printf("SUMMARY %d/%d prompts identical, %d/%d greedy ids, max rel logit err %.2e (steps) %.2e (prompt "
-           "positions), tolerance %.0e",
-           t.prompts_identical, t.prompts, t.steps_identical, t.steps, t.worst_step_error, t.worst_prompt_error, tol);
+    for (size_t i = 0; i < gm_json_count(prompts); i++) ok &= check_prompt(m, tok, gm_json_at(prompts, i), &o, &t);
+    double mean_abs = o.n_abs ? o.sum_abs / (double)o.n_abs : 0;
+    if (o.mean_abs_tol > 0 && !(mean_abs <= o.mean_abs_tol)) ok = 0;
+    printf("SUMMARY %d/%d prompts identical (%d part at a near tie < %.2f), %d/%d greedy ids, max rel logit err %.2e "
+           "(steps) %.2e (prompt positions), mean |dlogit| %.4f",
+           t.prompts_identical, t.prompts, t.prompts_near_tie, o.tie_margin, t.steps_identical, t.steps,
+           t.worst_step_error, t.worst_prompt_error, mean_abs);
+    if (o.mean_abs_tol > 0) printf(" (bound %.2f)", o.mean_abs_tol);
+    else printf(", tolerance %.0e", o.tol);
     if (tok) printf(", tokenizer %d/%d prompts", t.tokenizer_agree, t.tokenizer_checked);
     printf(": %s\n", ok ? "PASS" : "FAIL");
     gemma_tokenizer_free(tok);

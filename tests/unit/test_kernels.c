@@ -1,5 +1,6 @@
 /* test_kernels.c - every SIMD kernel against its scalar twin (ref.c) on random
- * data: odd lengths, unaligned weight pointers, all f16 bit patterns. */
+ * data: odd lengths, unaligned weight pointers, all f16 bit patterns, random
+ * GGUF blocks of every supported type. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "kernels/kernels.h"
+#include "quant/ggml_blocks.h"
 
 static uint32_t rng = 99;
 static float frand(void) {
@@ -74,6 +76,99 @@ static void check_table(const gm_kernels *k) {
     }
 }
 
+/* ------------------------------------------------------ GGUF block formats */
+
+static uint32_t next_u32(void) {
+    rng = rng * 1664525u + 1013904223u;
+    return rng ^ (rng >> 15);   /* the LCG's low bits alone are poor */
+}
+
+/* Finite f16 scales, as tools/reference/make_gguf_fixtures.py draws them: half
+ * typical (random in [2^-14, 1)), half from the edges: 0, -0, the smallest
+ * subnormal, a subnormal, small, typical, negative, +-65504. */
+static uint16_t random_scale(void) {
+    static const uint16_t pool[] = {0x0000, 0x8000, 0x0001, 0x03ff, 0x0400, 0x1e66, 0x2a3d,
+                                    0x3c00, 0xb266, 0xa00f, 0x7bff, 0xfbff, 0x2e00, 0x1400};
+    uint32_t r = next_u32();
+    if (r & 1) return (uint16_t)(0x0400 + (r >> 8) % (0x3c00 - 0x0400));
+    return pool[(r >> 8) % (sizeof pool / sizeof pool[0])];
+}
+
+typedef struct {
+    uint32_t type;
+    int f16_at[2], nf16;   /* byte offsets of the f16 scale fields in a block */
+} ggml_case;
+
+static const ggml_case ggml_cases[] = {
+    {GM_GGML_Q8_0, {0}, 1},    {GM_GGML_Q4_0, {0}, 1},    {GM_GGML_Q4_1, {0, 2}, 2}, {GM_GGML_Q5_0, {0}, 1},
+    {GM_GGML_Q5_1, {0, 2}, 2}, {GM_GGML_Q4_K, {0, 2}, 2}, {GM_GGML_Q5_K, {0, 2}, 2}, {GM_GGML_Q6_K, {208}, 1},
+    {GM_GGML_F16, {0}, 0},     {GM_GGML_BF16, {0}, 0},    {GM_GGML_F32, {0}, 0},
+};
+
+/* Random bytes for n values; element types get finite values only (SIMD
+ * widening need not keep NaN payloads, and an infinity makes the dot NaN). */
+static void random_ggml_row(const ggml_case *c, uint8_t *w, int n) {
+    size_t bytes = gm_ggml_row_bytes(c->type, n);
+    for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)(next_u32() >> 24);
+    if (c->type == GM_GGML_F32) {
+        for (int i = 0; i < n; i++) w[4 * i + 3] &= 0xbf;   /* exponent < 0x80: |v| < 2 */
+    } else if (c->type == GM_GGML_F16) {
+        for (int i = 0; i < n; i++) w[2 * i + 1] &= 0xbf;   /* exponent < 16: |v| < 2 */
+    } else if (c->type == GM_GGML_BF16) {
+        for (int i = 0; i < n; i++) w[2 * i + 1] &= 0xbf;   /* exponent < 0x80: |v| < 2 */
+    }
+    int bs = gm_ggml_block_size(c->type), ts = gm_ggml_type_size(c->type);
+    for (int b = 0; b < n / bs; b++)
+        for (int f = 0; f < c->nf16; f++) {
+            uint16_t h = random_scale();
+            memcpy(w + (size_t)b * ts + c->f16_at[f], &h, 2);
+        }
+}
+
+static void check_ggml(const gm_kernels *k) {
+    static uint8_t raw[9 * 256 * 4 + 8];
+    static float x[9 * 256], got[9 * 256 + 16], want[9 * 256];
+    static const int elem_lengths[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 255, 257};
+    for (size_t ci = 0; ci < sizeof ggml_cases / sizeof ggml_cases[0]; ci++) {
+        const ggml_case *c = &ggml_cases[ci];
+        int bs = gm_ggml_block_size(c->type);
+        int runs = bs == 1 ? (int)(sizeof elem_lengths / sizeof elem_lengths[0]) : 9;
+        for (int r = 0; r < 3 * runs; r++) {   /* each length three times, with fresh blocks */
+            int n = bs == 1 ? elem_lengths[r % runs] : (r % runs + 1) * bs;
+            for (int shift = 0; shift < 4; shift += 3) {   /* even and odd byte offsets */
+                uint8_t *w = raw + shift + (r & 1);
+                random_ggml_row(c, w, n);
+                for (int i = 0; i < n; i++) x[i] = frand();
+                for (int i = 0; i < n + 16; i++) got[i] = -7.0f;
+                k->dequant_ggml(c->type, w, got, n);
+                assert_int_equal(gm_ggml_dequant_row(c->type, w, want, n), 0);
+                if (memcmp(got, want, (size_t)n * 4) != 0) {
+                    int i = 0;
+                    while (memcmp(&got[i], &want[i], 4) == 0) i++;
+                    fail_msg("%s dequant %s n=%d: value %d is %.9g, scalar %.9g", k->name, gm_ggml_type_name(c->type),
+                             n, i, got[i], want[i]);
+                }
+                for (int i = n; i < n + 16; i++) assert_true(got[i] == -7.0f);   /* nothing past the row */
+                double mag = 0;
+                for (int i = 0; i < n; i++) mag += fabs((double)want[i] * x[i]);
+                double dot = k->dot_ggml(c->type, w, x, n), ref = gm_ggml_dot_row(c->type, w, x, n);
+                if (!(fabs(dot - ref) <= 1e-5 * mag + 1e-30))
+                    fail_msg("%s dot %s n=%d: %.9g vs scalar %.9g (sum |w x| %.3g)", k->name,
+                             gm_ggml_type_name(c->type), n, dot, ref, mag);
+            }
+        }
+    }
+    /* what the table cannot take goes to the reference: NaN, nothing written */
+    memset(raw, 0, sizeof raw);
+    assert_true(isnan(k->dot_ggml(GM_GGML_Q8_0, raw, x, 31)));
+    assert_true(isnan(k->dot_ggml(GM_GGML_Q2_K, raw, x, 256)));
+    assert_true(isnan(k->dot_ggml(99, raw, x, 32)));
+    got[0] = -7.0f;
+    k->dequant_ggml(GM_GGML_Q4_K, raw, got, 255);
+    k->dequant_ggml(GM_GGML_Q3_K, raw, got, 256);
+    assert_true(got[0] == -7.0f);
+}
+
 static void test_scalar_conversions(void **state) {
     (void)state;
     assert_true(gm_f16_to_f32(0x3c00) == 1.0f);
@@ -100,9 +195,11 @@ static void test_every_table_matches_scalar(void **state) {
             continue;
         }
         check_table(k);
+        check_ggml(k);
         print_message("%s: matches scalar\n", names[i]);
     }
     check_table(&gm_kernels_ref);
+    check_ggml(&gm_kernels_ref);
     assert_non_null(gm_kernels_get());
 }
 
