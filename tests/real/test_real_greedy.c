@@ -27,6 +27,7 @@
  * fail, 77 skipped (the model is not installed and GEMMA_REQUIRE_REAL_MODEL
  * is not 1). */
 #include "core/json.h"
+#include "core/mapfile.h"
 #include "gemma.h"
 
 #include <math.h>
@@ -38,21 +39,16 @@
 #define TOP 16
 
 static gm_json_doc *read_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
+    char *buf;
+    size_t n;
+    gemma_error err;
+    if (gm_read_file(path, 64u << 20, &buf, &n, &err) != GEMMA_OK) {
+        fprintf(stderr, "%s\n", err.message);
         return NULL;
     }
-    fclose(f);
     char jerr[160];
     gm_json_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
-    gm_json_doc *d = gm_json_parse(buf, (size_t)n, &lim, jerr, sizeof jerr);
+    gm_json_doc *d = gm_json_parse(buf, n, &lim, jerr, sizeof jerr);
     if (!d) fprintf(stderr, "%s: %s\n", path, jerr);
     free(buf);
     return d;
@@ -263,7 +259,7 @@ int main(int argc, char **argv) {
     double mean_abs = o.n_abs ? o.sum_abs / (double)o.n_abs : 0;
     if (o.mean_abs_tol > 0 && !(mean_abs <= o.mean_abs_tol)) ok = 0;
     printf("SUMMARY %d/%d prompts identical (%d part at a near tie < %.2f), %d/%d greedy ids, max rel logit err %.2e "
-           "(steps) %.2e (prompt positions), mean |dlogit| %.4f",
+           "(steps) %.2e (prompt positions), mean |dlogit| %.2e",
            t.prompts_identical, t.prompts, t.prompts_near_tie, o.tie_margin, t.steps_identical, t.steps,
            t.worst_step_error, t.worst_prompt_error, mean_abs);
     if (o.mean_abs_tol > 0) printf(" (bound %.2f)", o.mean_abs_tol);

@@ -9,23 +9,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/mapfile.h"
 #include "gemma.h"
 #include "unit/testutil.h"
 
 #define FIXTURE GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf"
 
 static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)len);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return buf;
+    char *buf;
+    gemma_error err;
+    if (gm_read_file(path, 64u << 20, &buf, n, &err) != GEMMA_OK) fail_msg("%s", err.message);
+    return (unsigned char *)buf;
 }
 
 /* Replace the first occurrence of `from` (n bytes) after byte `start` by `to` (same length). */
@@ -98,8 +92,8 @@ static void test_file_and_directory_load(void **state) {
     gemma_model *m2 = (gemma_model *)0x1;
     assert_int_not_equal(gemma_model_load(dir, NULL, &m2, &err), GEMMA_OK);
     assert_null(m2);
-    if (tu_message_problem(err.message, dir, "more than one", ".gguf"))
-        fail_msg("message '%s' %s", err.message, tu_message_problem(err.message, dir, "more than one", ".gguf"));
+    const char *why = tu_message_problem(err.message, dir, "more than one", ".gguf");
+    if (why) fail_msg("message '%s' %s", err.message, why);
     free(buf);
 }
 
