@@ -83,8 +83,24 @@ typedef struct {
 
 typedef struct gemma_model gemma_model;
 
+/* How the arithmetic is rounded.
+ *   EXACT     f32 math on the weights as stored (dequantized exactly): what
+ *             transformers and mlx-lm compute, and what every parity fixture checks.
+ *   LLAMACPP  GGUF files only: llama.cpp's CPU arithmetic step for step (8-bit
+ *             activations and integer dots for block-quantized weights, f16 K/V,
+ *             queries and attention weights, its f16 GELU table, RoPE angles and
+ *             summation orders, as its AVX-512 x86 build computes them), so that
+ *             greedy output equals llama.cpp's on the same file.
+ *   AUTO      LLAMACPP for GGUF files, EXACT for everything else. */
+typedef enum {
+    GEMMA_NUMERICS_AUTO = 0,
+    GEMMA_NUMERICS_EXACT = 1,
+    GEMMA_NUMERICS_LLAMACPP = 2
+} gemma_numerics;
+
 typedef struct {
     const gemma_allocator *allocator;  /* NULL = malloc */
+    gemma_numerics numerics;           /* 0 = AUTO */
 } gemma_model_options;
 
 /* Load a model directory: config.json plus model.safetensors or shards listed
@@ -110,6 +126,11 @@ GEMMA_API const char *gemma_model_path(const gemma_model *model);
 /* Ids that end a reply: eos_token_id of config.json and generation_config.json
  * (Gemma 3: 1 and 106).  Writes up to cap ids, returns how many there are. */
 GEMMA_API size_t gemma_model_stop_tokens(const gemma_model *model, int32_t *ids, size_t cap);
+/* The numerics the model runs with (AUTO resolved at load). */
+GEMMA_API gemma_numerics gemma_model_numerics(const gemma_model *model);
+/* "exact" / "llamacpp" (and "auto"); gemma_numerics_parse returns -1 for other names. */
+GEMMA_API const char *gemma_numerics_name(gemma_numerics numerics);
+GEMMA_API int gemma_numerics_parse(const char *name);
 
 /* --------------------------------------------------------------- session */
 

@@ -4,6 +4,7 @@
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 /* The GGUF dequantizers must round exactly like ggml_blocks.c (a separate
@@ -159,6 +160,33 @@ static void avx2_axpy(float a, const float *x, float *y, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* ------------------------------------------------- llama.cpp's lane sums */
+
+/* Two ymm per 16-lane accumulator (lanes 0-7, 8-15): the lanes are ggml's, so the bits are. */
+static float avx2_dot_lanes(const float *a, const float *b, int n, int groups) {
+    __m256 lo[4], hi[4];
+    for (int g = 0; g < 4; g++) lo[g] = hi[g] = _mm256_setzero_ps();
+    for (int i = 0, c = 0; i < n; i += 16, c++) {
+        int g = c % groups;
+        lo[g] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), lo[g]);
+        hi[g] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), hi[g]);
+    }
+    float lanes[4][16];
+    for (int g = 0; g < groups; g++) {
+        _mm256_storeu_ps(lanes[g], lo[g]);
+        _mm256_storeu_ps(lanes[g] + 8, hi[g]);
+    }
+    return gm_lanes_reduce(lanes, groups);
+}
+
+static void avx2_fma_row(float a, const float *x, float *y, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
 /* ------------------------------------------------------ GGUF block formats */
@@ -353,6 +381,131 @@ static AI float ggml_sum(const ggml_sink *k) {
 /* The walk over a row's blocks and the two table entries: the same in every twin. */
 #include "kernels/ggml_walk.h"
 
+/* ------------------------------------------- GEMM tile and vision loops */
+
+/* 6 x 16 tile: 12 accumulators + 2 B vectors + a broadcast of the 16 ymm registers. */
+enum { AVX2_MR = 6, AVX2_NR = 16 };
+
+static void avx2_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n,
+                          int accumulate) {
+#define GM_Z(i) __m256 c##i##a = _mm256_setzero_ps(), c##i##b = _mm256_setzero_ps();
+    GM_Z(0) GM_Z(1) GM_Z(2) GM_Z(3) GM_Z(4) GM_Z(5)
+#undef GM_Z
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#define GM_ROW(i)                                      \
+    {                                                  \
+        __m256 x = _mm256_broadcast_ss(a + i);         \
+        c##i##a = _mm256_fmadd_ps(x, b0, c##i##a);     \
+        c##i##b = _mm256_fmadd_ps(x, b1, c##i##b);     \
+    }
+        GM_ROW(0) GM_ROW(1) GM_ROW(2) GM_ROW(3) GM_ROW(4) GM_ROW(5)
+#undef GM_ROW
+        a += AVX2_MR;
+        b += AVX2_NR;
+    }
+    float edge[AVX2_NR];
+#define GM_STORE(i)                                                                              \
+    if (i < m) {                                                                                 \
+        float *r = c + (size_t)(i) * ldc;                                                        \
+        if (n == AVX2_NR) {                                                                      \
+            __m256 v0 = c##i##a, v1 = c##i##b;                                                   \
+            if (accumulate) {                                                                    \
+                v0 = _mm256_add_ps(_mm256_loadu_ps(r), v0);                                      \
+                v1 = _mm256_add_ps(_mm256_loadu_ps(r + 8), v1);                                  \
+            }                                                                                    \
+            _mm256_storeu_ps(r, v0);                                                             \
+            _mm256_storeu_ps(r + 8, v1);                                                         \
+        } else {                                                                                 \
+            _mm256_storeu_ps(edge, c##i##a);                                                     \
+            _mm256_storeu_ps(edge + 8, c##i##b);                                                 \
+            for (int j = 0; j < n; j++) r[j] = (accumulate ? r[j] : 0.0f) + edge[j];            \
+        }                                                                                        \
+    }
+    GM_STORE(0) GM_STORE(1) GM_STORE(2) GM_STORE(3) GM_STORE(4) GM_STORE(5)
+#undef GM_STORE
+}
+
+/* exp(x): Cephes' expf reduction and polynomial (about 2 ulp), inputs clamped to [-87, 88]. */
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(x, x), x), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* The last n % 8 values through the same vector code, via a padded copy. */
+static inline __m256 load_tail8(const float *x, int r) {
+    float t[8] = {0};
+    memcpy(t, x, (size_t)r * sizeof(float));
+    return _mm256_loadu_ps(t);
+}
+
+static inline void store_tail8(float *x, __m256 v, int r) {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    memcpy(x, t, (size_t)r * sizeof(float));
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+static float avx2_exp_sum(const float *x, float *y, int n, float scale, float shift) {
+    __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), vs, vh));
+        _mm256_storeu_ps(y + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s = hsum8(acc);
+    if (i < n) {
+        float t[8];
+        _mm256_storeu_ps(t, exp8(_mm256_fmsub_ps(load_tail8(x + i, n - i), vs, vh)));
+        for (int j = 0; j < n - i; j++) {
+            y[i + j] = t[j];
+            s += t[j];
+        }
+    }
+    return s;
+}
+
+static float avx2_max_f32(const float *x, int n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+    float t[8], m = -INFINITY;
+    _mm256_storeu_ps(t, mx);
+    for (int j = 0; j < 8; j++) m = t[j] > m ? t[j] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* gelu_tanh(x) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3). */
+static inline __m256 gelu8(__m256 x) {
+    __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(0.044715f), _mm256_set1_ps(1.0f));
+    __m256 t = _mm256_mul_ps(_mm256_mul_ps(x, inner), _mm256_set1_ps(-1.5957691216057308f));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(t)));
+}
+
+static void avx2_gelu_tanh(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu8(_mm256_loadu_ps(x + i)));
+    if (i < n) store_tail8(x + i, gelu8(load_tail8(x + i, n - i)), n - i);
+}
+
 const gm_kernels gm_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = avx2_dot_f32,
@@ -366,4 +519,15 @@ const gm_kernels gm_kernels_avx2 = {
     .axpy = avx2_axpy,
     .dot_ggml = ggml_dot,
     .dequant_ggml = ggml_dequant,
+    .quantize_q8 = gm_q8_quantize_row,
+    .dot_ggml_q8 = gm_avx2_dot_ggml_q8,
+    .dot_ggml_q8_gemm = gm_avx2_dot_ggml_q8_gemm,
+    .dot_lanes = avx2_dot_lanes,
+    .fma_row = avx2_fma_row,
+    .gemm_mr = AVX2_MR,
+    .gemm_nr = AVX2_NR,
+    .gemm_f32 = avx2_gemm_f32,
+    .exp_sum = avx2_exp_sum,
+    .max_f32 = avx2_max_f32,
+    .gelu_tanh = avx2_gelu_tanh,
 };

@@ -4,6 +4,7 @@
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 /* The GGUF dequantizers must round exactly like ggml_blocks.c (a separate
@@ -158,6 +159,28 @@ static void avx512_axpy(float a, const float *x, float *y, int n) {
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* ------------------------------------------------- llama.cpp's lane sums */
+
+/* One zmm per 16-lane accumulator: the lanes are ggml's, so the bits are. */
+static float avx512_dot_lanes(const float *a, const float *b, int n, int groups) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int i = 0, c = 0; i < n; i += 16, c++) {
+        __m512 *x = &acc[c % groups];
+        *x = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), *x);
+    }
+    float lanes[4][16];
+    for (int g = 0; g < groups; g++) _mm512_storeu_ps(lanes[g], acc[g]);
+    return gm_lanes_reduce(lanes, groups);
+}
+
+static void avx512_fma_row(float a, const float *x, float *y, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
 /* ------------------------------------------------------ GGUF block formats */
@@ -338,6 +361,116 @@ static AI float ggml_sum(const ggml_sink *k) {
 /* The walk over a row's blocks and the two table entries: the same in every twin. */
 #include "kernels/ggml_walk.h"
 
+/* ------------------------------------------- GEMM tile and vision loops */
+
+/* 12 x 32 tile: 24 accumulators + 2 B vectors + a broadcast of the 32 zmm
+ * registers; per k step 24 FMAs against 2 loads and 12 broadcasts, so the
+ * two FMA ports, not the loads, set the pace. */
+enum { AVX512_MR = 12, AVX512_NR = 32 };
+
+static void avx512_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n,
+                            int accumulate) {
+#define GM_Z(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
+    GM_Z(0) GM_Z(1) GM_Z(2) GM_Z(3) GM_Z(4) GM_Z(5) GM_Z(6) GM_Z(7) GM_Z(8) GM_Z(9) GM_Z(10) GM_Z(11)
+#undef GM_Z
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#define GM_ROW(i)                                      \
+    {                                                  \
+        __m512 x = _mm512_set1_ps(a[i]);               \
+        c##i##a = _mm512_fmadd_ps(x, b0, c##i##a);     \
+        c##i##b = _mm512_fmadd_ps(x, b1, c##i##b);     \
+    }
+        GM_ROW(0) GM_ROW(1) GM_ROW(2) GM_ROW(3) GM_ROW(4) GM_ROW(5)
+        GM_ROW(6) GM_ROW(7) GM_ROW(8) GM_ROW(9) GM_ROW(10) GM_ROW(11)
+#undef GM_ROW
+        a += AVX512_MR;
+        b += AVX512_NR;
+    }
+    __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : (__mmask16)0;
+#define GM_STORE(i)                                                                  \
+    if (i < m) {                                                                     \
+        float *r = c + (size_t)(i) * ldc;                                            \
+        __m512 v0 = c##i##a, v1 = c##i##b;                                           \
+        if (accumulate) {                                                            \
+            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, r), v0);                    \
+            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, r + 16), v1);               \
+        }                                                                            \
+        _mm512_mask_storeu_ps(r, m0, v0);                                            \
+        _mm512_mask_storeu_ps(r + 16, m1, v1);                                       \
+    }
+    GM_STORE(0) GM_STORE(1) GM_STORE(2) GM_STORE(3) GM_STORE(4) GM_STORE(5)
+    GM_STORE(6) GM_STORE(7) GM_STORE(8) GM_STORE(9) GM_STORE(10) GM_STORE(11)
+#undef GM_STORE
+}
+
+/* exp(x) for the softmax and GELU: Cephes' expf reduction and polynomial
+ * (about 2 ulp); inputs clamped to [-87, 88] so 2^n stays a normal float. */
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
+                                     _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(x, x), x), _mm512_set1_ps(1.0f));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+static inline __mmask16 tail16(int r) { return (__mmask16)((1u << r) - 1u); }
+
+static float avx512_exp_sum(const float *x, float *y, int n, float scale, float shift) {
+    __m512 vs = _mm512_set1_ps(scale), vh = _mm512_set1_ps(shift), acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + i), vs, vh));
+        _mm512_storeu_ps(y + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        __mmask16 m = tail16(n - i);
+        __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, x + i), vs, vh));
+        _mm512_mask_storeu_ps(y + i, m, e);
+        acc = _mm512_mask_add_ps(acc, m, acc, e);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static float avx512_max_f32(const float *x, int n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(x + i));
+    if (i < n) {
+        __mmask16 m = tail16(n - i);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    return _mm512_reduce_max_ps(mx);
+}
+
+/* gelu_tanh(x) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): one exp
+ * and a division, accurate to a few ulp where 0.5 x (1 + tanh u) is not. */
+static inline __m512 gelu16(__m512 x) {
+    __m512 inner = _mm512_fmadd_ps(_mm512_mul_ps(x, x), _mm512_set1_ps(0.044715f), _mm512_set1_ps(1.0f));
+    __m512 t = _mm512_mul_ps(_mm512_mul_ps(x, inner), _mm512_set1_ps(-1.5957691216057308f));   /* -2 sqrt(2/pi) */
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(t)));
+}
+
+static void avx512_gelu_tanh(float *x, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, gelu16(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
 const gm_kernels gm_kernels_avx512 = {
     .name = "avx512",
     .dot_f32 = avx512_dot_f32,
@@ -351,4 +484,15 @@ const gm_kernels gm_kernels_avx512 = {
     .axpy = avx512_axpy,
     .dot_ggml = ggml_dot,
     .dequant_ggml = ggml_dequant,
+    .quantize_q8 = gm_q8_quantize_row,
+    .dot_ggml_q8 = gm_avx2_dot_ggml_q8,
+    .dot_ggml_q8_gemm = gm_avx2_dot_ggml_q8_gemm,
+    .dot_lanes = avx512_dot_lanes,
+    .fma_row = avx512_fma_row,
+    .gemm_mr = AVX512_MR,
+    .gemm_nr = AVX512_NR,
+    .gemm_f32 = avx512_gemm_f32,
+    .exp_sum = avx512_exp_sum,
+    .max_f32 = avx512_max_f32,
+    .gelu_tanh = avx512_gelu_tanh,
 };

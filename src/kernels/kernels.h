@@ -8,6 +8,7 @@
 #ifndef GM_KERNELS_H
 #define GM_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* MLX affine quantization, one weight row.  `packed` is the row's bitstream
@@ -41,12 +42,68 @@ typedef struct {
      * dequant: out[i] = w_i, bit-identical to gm_ggml_dequant_row. */
     float (*dot_ggml)(uint32_t type, const void *w, const float *x, int n);
     void (*dequant_ggml)(uint32_t type, const void *w, float *out, int n);
+    /* llama.cpp's integer path for GGUF block weights (quant/ggml_q8.h),
+     * which the matmul uses for every GGUF block type.  quantize_q8: out =
+     * the n values of x as an act_type row (GM_GGML_Q8_0 / Q8_1 / Q8_K),
+     * bit-identical to gm_q8_quantize_row.  dot_ggml_q8: one weight row of
+     * type wtype with an activation row of gm_q8_act_type(wtype),
+     * bit-identical to gm_q8_dot_row (ggml's lane order is part of it). */
+    void (*quantize_q8)(uint32_t act_type, const float *x, void *out, int n);
+    float (*dot_ggml_q8)(uint32_t wtype, const void *w, const void *xq, int n);
+    /* The dot llama.cpp forms when GM_Q8_GEMM_MIN_ROWS or more input rows
+     * are multiplied at once, bit-identical to gm_q8_dot_row_gemm. */
+    float (*dot_ggml_q8_gemm)(uint32_t wtype, const void *w, const void *xq, int n);
+    /* llama.cpp's attention arithmetic (GEMMA_NUMERICS_LLAMACPP), which every
+     * twin reproduces bit for bit because the lane structure is part of the
+     * contract.  dot_lanes: sum_i a[i] b[i] as ggml's f16 dots form it:
+     * `groups` (1 or 4) accumulators of 16 f32 lanes, element i fused (fma)
+     * into lane i%16 of accumulator (i/16)%groups, then gm_lanes_reduce;
+     * n a multiple of 16.  fma_row: y[i] = fma(a, x[i], y[i]). */
+    float (*dot_lanes)(const float *a, const float *b, int n, int groups);
+    void (*fma_row)(float a, const float *x, float *y, int n);
+    /* ---- f32 GEMM micro-kernel and the vision tower's element-wise loops
+     * (kernels/gemm.h packs the operands and blocks the loops for it). */
+    /* Register tile: gemm_mr rows of A by gemm_nr columns of B.  `a` is kc
+     * steps of gemm_mr values (a[k*gemm_mr + i]), `b` kc steps of gemm_nr
+     * (b[k*gemm_nr + j]), both 64-byte aligned and zero-padded past m / n.
+     * c[i*ldc + j] = (accumulate ? c[i*ldc + j] : 0) + sum_k a[k*mr+i] b[k*nr+j]
+     * for i < m <= gemm_mr, j < n <= gemm_nr, summed in k order (SIMD twins
+     * fuse the multiply-add); nothing outside the m x n tile is touched. */
+    int gemm_mr, gemm_nr;
+    void (*gemm_f32)(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n, int accumulate);
+    /* y[i] = exp(x[i]*scale - shift); returns sum_i y[i] (a softmax numerator; x may be y). */
+    float (*exp_sum)(const float *x, float *y, int n, float scale, float shift);
+    float (*max_f32)(const float *x, int n);    /* n >= 1 */
+    /* x[i] = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place (gelu_pytorch_tanh). */
+    void (*gelu_tanh)(float *x, int n);
 } gm_kernels;
+
+/* ggml's end of an f16 dot: with 4 accumulators 0 += 2, 1 += 3, 0 += 1 (lane
+ * by lane), then the 16 lanes of accumulator 0 summed as GCC compiles
+ * _mm512_reduce_add_ps: halves, quarters, then (0+2) + (1+3). */
+static inline float gm_lanes_reduce16(const float a[16]) {
+    float t8[8], t4[4];
+    for (int i = 0; i < 8; i++) t8[i] = a[i + 8] + a[i];
+    for (int i = 0; i < 4; i++) t4[i] = t8[i + 4] + t8[i];
+    return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+static inline float gm_lanes_reduce(float acc[4][16], int groups) {
+    if (groups == 4)
+        for (int e = 0; e < 16; e++) {
+            acc[0][e] = acc[0][e] + acc[2][e];
+            acc[1][e] = acc[1][e] + acc[3][e];
+            acc[0][e] = acc[0][e] + acc[1][e];
+        }
+    return gm_lanes_reduce16(acc[0]);
+}
 
 extern const gm_kernels gm_kernels_ref;
 #if defined(GEMMA_HAVE_X86)
 extern const gm_kernels gm_kernels_avx2;
 extern const gm_kernels gm_kernels_avx512;
+/* dot_ggml_q8 and dot_ggml_q8_gemm for AVX2 + FMA + F16C CPUs (kernels/q8_avx2.c). */
+float gm_avx2_dot_ggml_q8(uint32_t wtype, const void *w, const void *xq, int n);
+float gm_avx2_dot_ggml_q8_gemm(uint32_t wtype, const void *w, const void *xq, int n);
 #endif
 #if defined(GEMMA_HAVE_NEON)
 extern const gm_kernels gm_kernels_neon;
@@ -61,5 +118,8 @@ const gm_kernels *gm_kernels_by_name(const char *name);
 void gm_ref_unpack_mlx(const uint8_t *packed, int bits, int k0, int count, float *out);
 void gm_ref_dequant_ggml(uint32_t type, const void *w, float *out, int n);
 float gm_ggml_dot_row(uint32_t type, const void *w, const float *x, int n);   /* quant/ggml_blocks.c */
+void gm_q8_quantize_row(uint32_t act_type, const float *x, void *out, int n);  /* quant/ggml_q8.c */
+float gm_q8_dot_row(uint32_t wtype, const void *w, const void *xq, int n);     /* quant/ggml_q8.c */
+float gm_q8_dot_row_gemm(uint32_t wtype, const void *w, const void *xq, int n);
 
 #endif

@@ -2,8 +2,12 @@
  *
  * Threads split the output rows.  One token (decode) dots each packed row
  * with x directly; several tokens (prefill) widen each row once into f32 and
- * reuse it for all of them, so the unpacking cost is paid once per row. */
+ * reuse it for all of them, so the unpacking cost is paid once per row.
+ * GGUF block weights in llama.cpp numerics instead follow llama.cpp: every
+ * input row is quantized once per call to the weight type's 8-bit activation
+ * type, and each output is an integer block dot (for one token or many). */
 #include "kernels/matmul.h"
+#include "quant/ggml_q8.h"
 
 #include <string.h>
 
@@ -15,6 +19,10 @@ size_t gm_matmul_scratch_floats(int max_cols) {
 
 size_t gm_matmul_xsum_floats(int max_tokens, int max_cols) {
     return (size_t)max_tokens * ((size_t)max_cols / 32 + 1);
+}
+
+size_t gm_matmul_xq_floats(int max_tokens, int max_cols) {
+    return (size_t)max_tokens * ((gm_q8_max_row_bytes(max_cols) + 3) / 4);
 }
 
 size_t gm_weight_bytes(const gm_weight *w) {
@@ -69,7 +77,63 @@ typedef struct {
     int n_tokens;
     float *y;
     gm_matmul_scratch *scratch;
+    uint32_t act_type;        /* GGUF blocks: the activation type of xq */
+    size_t xq_row_bytes;
+    const float *xl;          /* F16/F32 weights in llama.cpp numerics: the inputs as ggml sees them */
 } matmul_task;
+
+/* F16 / BF16 / F32 weights in llama.cpp numerics.  ggml rounds the inputs
+ * of an F16 or BF16 matrix to that type (its vec_dot_type) and forms f32
+ * lane sums of the widened values: a batch of 2+ rows through llamafile's
+ * tinyBLAS (one 16-lane accumulator per output, groups 1), a single row
+ * through ggml_vec_dot_f16/_bf16/_f32 (four, groups 4).  Measured on the
+ * random GGUF fixtures against llama-cpp-python 0.3.36 (AVX-512 build):
+ * every logit equal, BF16 included (the build's BF16 dots widen to f32 the
+ * same way rather than use vdpbf16ps). */
+int gm_matmul_lanes_ok(const gm_weight *w) {
+    return w->llamacpp && (w->kind == GM_W_F16 || w->kind == GM_W_BF16 || w->kind == GM_W_F32) && w->cols % 64 == 0;
+}
+
+static void matmul_rows_lanes(const matmul_task *t, int begin, int end, float *buf) {
+    const gm_weight *w = t->w;
+    int groups = t->n_tokens > 1 ? 1 : 4;
+    for (int o = begin; o < end; o++) {
+        const uint8_t *row = w->data + (size_t)o * w->row_bytes;
+        if (w->kind == GM_W_F16)
+            t->k->f16_to_f32(row, buf, w->cols);
+        else if (w->kind == GM_W_BF16)
+            t->k->bf16_to_f32(row, buf, w->cols);
+        else
+            memcpy(buf, row, (size_t)w->cols * sizeof(float));
+        for (int i = 0; i < t->n_tokens; i++) {
+            const float *x = t->xl + (size_t)i * w->cols;
+            t->y[(size_t)i * w->rows + o] = t->k->dot_lanes(buf, x, w->cols, groups);
+        }
+    }
+}
+
+static void quantize_rows(void *arg, int thread, int n_threads) {
+    const matmul_task *t = arg;
+    int begin, end, cols = t->w->cols;
+    gm_split_range(t->n_tokens, 1, thread, n_threads, &begin, &end);
+    uint8_t *xq = (uint8_t *)t->scratch->xq;
+    for (int i = begin; i < end; i++)
+        t->k->quantize_q8(t->act_type, t->x + (size_t)i * cols, xq + (size_t)i * t->xq_row_bytes, cols);
+}
+
+/* Integer dots, the token loop inside: the weight row stays in L1.  Like
+ * llama.cpp, many rows at once take its GEMM's rounding (K-quants differ). */
+static void matmul_rows_q8(const matmul_task *t, int begin, int end) {
+    const gm_weight *w = t->w;
+    const uint8_t *xq = (const uint8_t *)t->scratch->xq;
+    float (*dot)(uint32_t, const void *, const void *, int) =
+        t->n_tokens >= GM_Q8_GEMM_MIN_ROWS ? t->k->dot_ggml_q8_gemm : t->k->dot_ggml_q8;
+    for (int o = begin; o < end; o++) {
+        const uint8_t *row = w->data + (size_t)o * w->row_bytes;
+        for (int i = 0; i < t->n_tokens; i++)
+            t->y[(size_t)i * w->rows + o] = dot(w->ggml_type, row, xq + (size_t)i * t->xq_row_bytes, w->cols);
+    }
+}
 
 static void matmul_rows(void *arg, int thread, int n_threads) {
     const matmul_task *t = arg;
@@ -78,6 +142,14 @@ static void matmul_rows(void *arg, int thread, int n_threads) {
     int begin, end;
     gm_split_range(w->rows, 8, thread, n_threads, &begin, &end);
     float *buf = t->scratch->per_thread[thread];
+    if (t->act_type) {
+        matmul_rows_q8(t, begin, end);
+        return;
+    }
+    if (t->xl) {
+        matmul_rows_lanes(t, begin, end, buf);
+        return;
+    }
     int cols = w->cols, T = t->n_tokens;
     int groups = w->kind == GM_W_MLX ? cols / w->group_size : 0;
     float *scales = buf + cols, *biases = scales + groups;
@@ -114,6 +186,22 @@ void gm_matmul(gm_pool *pool, const gm_kernels *k, const gm_weight *w, const flo
             scratch->xsum[g] = s;
         }
     }
-    matmul_task t = {k, w, x, n_tokens, y, scratch};
+    matmul_task t = {k, w, x, n_tokens, y, scratch, 0, 0, NULL};
+    if (gm_matmul_lanes_ok(w)) {
+        t.xl = x;
+        size_t n = (size_t)n_tokens * (size_t)w->cols;
+        if (w->kind == GM_W_F16)
+            for (size_t i = 0; i < n; i++) scratch->xf[i] = gm_f16_to_f32(gm_f32_to_f16(x[i]));
+        if (w->kind == GM_W_BF16)
+            for (size_t i = 0; i < n; i++) scratch->xf[i] = gm_bf16_round(x[i]);
+        if (w->kind != GM_W_F32) t.xl = scratch->xf;
+    }
+    if (w->kind == GM_W_GGML && w->llamacpp && (t.act_type = gm_q8_act_type(w->ggml_type)) != 0) {
+        t.xq_row_bytes = gm_q8_row_bytes(t.act_type, w->cols);
+        if (n_tokens == 1)
+            quantize_rows(&t, 0, 1);
+        else
+            gm_pool_run(pool, quantize_rows, &t);
+    }
     gm_pool_run(pool, matmul_rows, &t);
 }

@@ -3,7 +3,12 @@
  * A gm_weight is a view of a [rows, cols] matrix as it lies in the mmapped
  * checkpoint: f32, f16, bf16, MLX affine-quantized (packed bitstream +
  * per-group scales and biases), or a GGUF block format (each row a run of
- * ggml blocks).  Nothing is converted ahead of time. */
+ * ggml blocks).  Nothing is converted ahead of time.  GGUF block weights
+ * marked llamacpp are multiplied the way llama.cpp does it: the input
+ * rows are quantized to 8 bits once per call and dotted in integers
+ * (quant/ggml_q8.h); F16 and F32 weights so marked take ggml's f16 input
+ * rounding and lane sums (kernels.h dot_lanes).  All others see the exact
+ * f32 inputs. */
 #ifndef GM_MATMUL_H
 #define GM_MATMUL_H
 
@@ -27,6 +32,9 @@ typedef struct {
     gm_dtype qdtype;          /* dtype of scales and biases */
     /* GGUF blocks */
     uint32_t ggml_type;       /* quant/ggml_blocks.h type id */
+    int llamacpp;             /* multiply as llama.cpp does (GEMMA_NUMERICS_LLAMACPP): block types
+                                 with inputs quantized to their 8-bit activation blocks and integer
+                                 dots; F16 (inputs rounded to f16) and F32 with ggml's lane sums */
 } gm_weight;
 
 /* Per-thread scratch the kernels need: sized by gm_matmul_scratch_floats. */
@@ -34,10 +42,17 @@ typedef struct {
     float **per_thread;       /* n_threads buffers */
     int n_threads;
     float *xsum;              /* [max_tokens * max_cols / 32] group sums of the input */
+    float *xq;                /* the input rows quantized for GGUF block weights (bytes; a float
+                                 buffer so that the session allocates it with the others) */
+    float *xf;                /* [max_tokens * max_cols] the input rows rounded to f16 (F16 weights) */
 } gm_matmul_scratch;
 
 size_t gm_matmul_scratch_floats(int max_cols);      /* per thread */
 size_t gm_matmul_xsum_floats(int max_tokens, int max_cols);
+size_t gm_matmul_xq_floats(int max_tokens, int max_cols);
+
+/* Whether w takes the F16/F32 llama.cpp path (then the scratch needs xf). */
+int gm_matmul_lanes_ok(const gm_weight *w);
 
 /* y[t*rows + o] = sum_k W[o,k] x[t*cols + k]  for t < n_tokens. */
 void gm_matmul(gm_pool *pool, const gm_kernels *k, const gm_weight *w, const float *x, int n_tokens, float *y,

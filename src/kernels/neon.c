@@ -5,6 +5,7 @@
 #include "kernels/kernels.h"
 
 #include <arm_neon.h>
+#include <math.h>
 #include <string.h>
 
 /* The GGUF dequantizers must round exactly like ggml_blocks.c (a separate
@@ -154,6 +155,29 @@ static void neon_axpy(float a, const float *x, float *y, int n) {
     int i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* ------------------------------------------------- llama.cpp's lane sums */
+
+/* Four q registers per 16-lane accumulator: the lanes are ggml's, so the bits are. */
+static float neon_dot_lanes(const float *a, const float *b, int n, int groups) {
+    float32x4_t acc[4][4];
+    for (int g = 0; g < 4; g++)
+        for (int r = 0; r < 4; r++) acc[g][r] = vdupq_n_f32(0.0f);
+    for (int i = 0, c = 0; i < n; i += 16, c++) {
+        float32x4_t *x = acc[c % groups];
+        for (int r = 0; r < 4; r++) x[r] = vfmaq_f32(x[r], vld1q_f32(a + i + 4 * r), vld1q_f32(b + i + 4 * r));
+    }
+    float lanes[4][16];
+    for (int g = 0; g < groups; g++)
+        for (int r = 0; r < 4; r++) vst1q_f32(lanes[g] + 4 * r, acc[g][r]);
+    return gm_lanes_reduce(lanes, groups);
+}
+
+static void neon_fma_row(float a, const float *x, float *y, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
 /* ------------------------------------------------------ GGUF block formats */
@@ -319,6 +343,124 @@ static AI float ggml_sum(const ggml_sink *k) {
 /* The walk over a row's blocks and the two table entries: the same in every twin. */
 #include "kernels/ggml_walk.h"
 
+/* ------------------------------------------- GEMM tile and vision loops */
+
+/* 8 x 12 tile: 24 accumulators + 3 B vectors + 2 A vectors of the 32 q
+ * registers; the A values are taken by lane (vfmaq_laneq_f32). */
+enum { NEON_MR = 8, NEON_NR = 12 };
+
+static void neon_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n,
+                          int accumulate) {
+#define GM_Z(i) float32x4_t c##i##a = vdupq_n_f32(0), c##i##b = vdupq_n_f32(0), c##i##c = vdupq_n_f32(0);
+    GM_Z(0) GM_Z(1) GM_Z(2) GM_Z(3) GM_Z(4) GM_Z(5) GM_Z(6) GM_Z(7)
+#undef GM_Z
+    for (int k = 0; k < kc; k++) {
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+#define GM_ROW(i, av, lane)                                   \
+    c##i##a = vfmaq_laneq_f32(c##i##a, b0, av, lane);         \
+    c##i##b = vfmaq_laneq_f32(c##i##b, b1, av, lane);         \
+    c##i##c = vfmaq_laneq_f32(c##i##c, b2, av, lane);
+        GM_ROW(0, a0, 0) GM_ROW(1, a0, 1) GM_ROW(2, a0, 2) GM_ROW(3, a0, 3)
+        GM_ROW(4, a1, 0) GM_ROW(5, a1, 1) GM_ROW(6, a1, 2) GM_ROW(7, a1, 3)
+#undef GM_ROW
+        a += NEON_MR;
+        b += NEON_NR;
+    }
+    float edge[NEON_NR];
+#define GM_STORE(i)                                                                              \
+    if (i < m) {                                                                                 \
+        float *r = c + (size_t)(i) * ldc;                                                        \
+        if (n == NEON_NR) {                                                                      \
+            float32x4_t v0 = c##i##a, v1 = c##i##b, v2 = c##i##c;                                \
+            if (accumulate) {                                                                    \
+                v0 = vaddq_f32(vld1q_f32(r), v0);                                                \
+                v1 = vaddq_f32(vld1q_f32(r + 4), v1);                                            \
+                v2 = vaddq_f32(vld1q_f32(r + 8), v2);                                            \
+            }                                                                                    \
+            vst1q_f32(r, v0);                                                                    \
+            vst1q_f32(r + 4, v1);                                                                \
+            vst1q_f32(r + 8, v2);                                                                \
+        } else {                                                                                 \
+            vst1q_f32(edge, c##i##a);                                                            \
+            vst1q_f32(edge + 4, c##i##b);                                                        \
+            vst1q_f32(edge + 8, c##i##c);                                                        \
+            for (int j = 0; j < n; j++) r[j] = (accumulate ? r[j] : 0.0f) + edge[j];            \
+        }                                                                                        \
+    }
+    GM_STORE(0) GM_STORE(1) GM_STORE(2) GM_STORE(3) GM_STORE(4) GM_STORE(5) GM_STORE(6) GM_STORE(7)
+#undef GM_STORE
+}
+
+/* exp(x): Cephes' expf reduction and polynomial (about 2 ulp), inputs clamped to [-87, 88]. */
+static inline float32x4_t exp4(float32x4_t x) {
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0f)), vdupq_n_f32(88.0f));
+    float32x4_t fx = vrndmq_f32(vfmaq_f32(vdupq_n_f32(0.5f), x, vdupq_n_f32(1.44269504088896341f)));
+    x = vfmsq_f32(x, fx, vdupq_n_f32(0.693359375f));
+    x = vfmsq_f32(x, fx, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t y = vdupq_n_f32(1.9875691500e-4f);
+    y = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), y, x);
+    y = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), y, x);
+    y = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), y, x);
+    y = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), y, x);
+    y = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), y, x);
+    y = vaddq_f32(vfmaq_f32(x, y, vmulq_f32(x, x)), vdupq_n_f32(1.0f));
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(fx), vdupq_n_s32(127)), 23);
+    return vmulq_f32(y, vreinterpretq_f32_s32(e));
+}
+
+static inline float32x4_t load_tail4(const float *x, int r) {
+    float t[4] = {0};
+    memcpy(t, x, (size_t)r * sizeof(float));
+    return vld1q_f32(t);
+}
+
+static float neon_exp_sum(const float *x, float *y, int n, float scale, float shift) {
+    float32x4_t vs = vdupq_n_f32(scale), vh = vdupq_n_f32(shift), acc = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t e = exp4(vsubq_f32(vmulq_f32(vld1q_f32(x + i), vs), vh));
+        vst1q_f32(y + i, e);
+        acc = vaddq_f32(acc, e);
+    }
+    float s = vaddvq_f32(acc);
+    if (i < n) {
+        float t[4];
+        vst1q_f32(t, exp4(vsubq_f32(vmulq_f32(load_tail4(x + i, n - i), vs), vh)));
+        for (int j = 0; j < n - i; j++) {
+            y[i + j] = t[j];
+            s += t[j];
+        }
+    }
+    return s;
+}
+
+static float neon_max_f32(const float *x, int n) {
+    float32x4_t mx = vdupq_n_f32(-INFINITY);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) mx = vmaxq_f32(mx, vld1q_f32(x + i));
+    float m = vmaxvq_f32(mx);
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* gelu_tanh(x) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3). */
+static inline float32x4_t gelu4(float32x4_t x) {
+    float32x4_t inner = vfmaq_f32(vdupq_n_f32(1.0f), vmulq_f32(x, x), vdupq_n_f32(0.044715f));
+    float32x4_t t = vmulq_f32(vmulq_f32(x, inner), vdupq_n_f32(-1.5957691216057308f));
+    return vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), exp4(t)));
+}
+
+static void neon_gelu_tanh(float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, gelu4(vld1q_f32(x + i)));
+    if (i < n) {
+        float t[4];
+        vst1q_f32(t, gelu4(load_tail4(x + i, n - i)));
+        memcpy(x + i, t, (size_t)(n - i) * sizeof(float));
+    }
+}
+
 const gm_kernels gm_kernels_neon = {
     .name = "neon",
     .dot_f32 = neon_dot_f32,
@@ -332,4 +474,15 @@ const gm_kernels gm_kernels_neon = {
     .axpy = neon_axpy,
     .dot_ggml = ggml_dot,
     .dequant_ggml = ggml_dequant,
+    .quantize_q8 = gm_q8_quantize_row,
+    .dot_ggml_q8 = gm_q8_dot_row,
+    .dot_ggml_q8_gemm = gm_q8_dot_row_gemm,
+    .dot_lanes = neon_dot_lanes,
+    .fma_row = neon_fma_row,
+    .gemm_mr = NEON_MR,
+    .gemm_nr = NEON_NR,
+    .gemm_f32 = neon_gemm_f32,
+    .exp_sum = neon_exp_sum,
+    .max_f32 = neon_max_f32,
+    .gelu_tanh = neon_gelu_tanh,
 };

@@ -4,6 +4,8 @@
 #include "core/dtype.h"
 #include "quant/ggml_blocks.h"
 
+#include <math.h>
+
 /* ---------------------------------------------------------------- float dots */
 
 static float ref_dot_f32(const float *a, const float *b, int n) {
@@ -82,7 +84,58 @@ static void ref_axpy(float a, const float *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* ------------------------------------------------- llama.cpp's lane sums */
+
+static float ref_dot_lanes(const float *a, const float *b, int n, int groups) {
+    float acc[4][16] = {{0}};
+    for (int i = 0; i < n; i++) {
+        float *lane = &acc[(i >> 4) % groups][i & 15];
+        *lane = fmaf(a[i], b[i], *lane);
+    }
+    return gm_lanes_reduce(acc, groups);
+}
+
+static void ref_fma_row(float a, const float *x, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+}
+
 void gm_ref_dequant_ggml(uint32_t type, const void *w, float *out, int n) { gm_ggml_dequant_row(type, w, out, n); }
+
+/* ------------------------------------------- GEMM tile and vision loops */
+
+enum { REF_MR = 4, REF_NR = 8 };
+
+static void ref_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n, int accumulate) {
+    float acc[REF_MR][REF_NR] = {{0}};
+    for (int k = 0; k < kc; k++)
+        for (int i = 0; i < REF_MR; i++)
+            for (int j = 0; j < REF_NR; j++) acc[i][j] += a[k * REF_MR + i] * b[k * REF_NR + j];
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = (accumulate ? c[(size_t)i * ldc + j] : 0.0f) + acc[i][j];
+}
+
+static float ref_exp_sum(const float *x, float *y, int n, float scale, float shift) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) {
+        y[i] = expf(x[i] * scale - shift);
+        s += y[i];
+    }
+    return s;
+}
+
+static float ref_max_f32(const float *x, int n) {
+    float m = x[0];
+    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static void ref_gelu_tanh(float *x, int n) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+    }
+}
 
 const gm_kernels gm_kernels_ref = {
     .name = "scalar",
@@ -97,4 +150,15 @@ const gm_kernels gm_kernels_ref = {
     .axpy = ref_axpy,
     .dot_ggml = gm_ggml_dot_row,
     .dequant_ggml = gm_ref_dequant_ggml,
+    .quantize_q8 = gm_q8_quantize_row,
+    .dot_ggml_q8 = gm_q8_dot_row,
+    .dot_ggml_q8_gemm = gm_q8_dot_row_gemm,
+    .dot_lanes = ref_dot_lanes,
+    .fma_row = ref_fma_row,
+    .gemm_mr = REF_MR,
+    .gemm_nr = REF_NR,
+    .gemm_f32 = ref_gemm_f32,
+    .exp_sum = ref_exp_sum,
+    .max_f32 = ref_max_f32,
+    .gelu_tanh = ref_gelu_tanh,
 };

@@ -6,7 +6,9 @@
  * sliding layers, global base with linear scaling on global layers), GQA and
  * a sliding window that includes the current token -> post-norm -> residual;
  * then (1+w) RMSNorm -> GeGLU(tanh) MLP -> post-norm -> residual; final norm;
- * tied or separate LM head; optional final soft-cap.  All arithmetic in f32.
+ * tied or separate LM head; optional final soft-cap.  All arithmetic in f32,
+ * exactly (GEMMA_NUMERICS_EXACT) or rounded as llama.cpp rounds it
+ * (GEMMA_NUMERICS_LLAMACPP, for GGUF files: see "llama.cpp's arithmetic").
  *
  * Spec: shared/docs/spec-gemma3-medgemma.md, section 2. */
 #include "core/error.h"
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static gemma_status build_gelu_table(gemma_model *m, gemma_error *err);
 
 /* ================================================================ loading */
 
@@ -39,6 +43,8 @@ static gemma_status bind_layer(gemma_model *m, const char *prefix, int l, gm_lay
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
         snprintf(name, sizeof name, "%s%s", base, mats[i].sub);
         if ((st = gm_bind_matrix(md, name, mats[i].rows, mats[i].cols, mats[i].w, err))) return st;
+        mats[i].w->llamacpp = m->numerics == GEMMA_NUMERICS_LLAMACPP;
+        m->f16_inputs |= gm_matmul_lanes_ok(mats[i].w) && mats[i].w->kind != GM_W_F32;
         m->weight_bytes += gm_weight_bytes(mats[i].w);
     }
 
@@ -78,6 +84,9 @@ gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err) {
     gemma_status st = gm_find_text_prefix(md, &prefix, err);
     if (st) return st;
     int D = c->hidden_size, Dh = c->head_dim;
+    if (m->numerics == GEMMA_NUMERICS_LLAMACPP && Dh % 64 != 0)
+        return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: numerics llamacpp needs head_dim a multiple of 64 (it is %d)",
+                       gm_modeldir_source(md), Dh);
 
     char name[256];
     snprintf(name, sizeof name, "%sembed_tokens", prefix);
@@ -111,6 +120,12 @@ gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err) {
     if ((st = gm_bind_vector(md, name, D, c->norm_shift, vec, err))) return st;
 
     m->embed_scale = gm_bf16_round(sqrtf((float)D));
+    if (m->numerics == GEMMA_NUMERICS_LLAMACPP) {
+        m->embed_scale = sqrtf((float)D);
+        m->embed.llamacpp = m->lm_head.llamacpp = 1;
+        m->f16_inputs |= gm_matmul_lanes_ok(&m->lm_head) && m->lm_head.kind != GM_W_F32;
+        if ((st = build_gelu_table(m, err))) return st;
+    }
     int widest = D > c->intermediate_size ? D : c->intermediate_size;
     if (c->n_heads * Dh > widest) widest = c->n_heads * Dh;
     m->max_cols = widest;
@@ -119,10 +134,14 @@ gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err) {
 
 /* ============================================================ primitives */
 
-/* y = x / rms(x) * w   (w already holds 1 + weight) */
-static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+/* y = x / rms(x) * w   (w already holds 1 + weight).  llama.cpp sums the
+ * f32 squares in double; exact math squares in double. */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps, int ggml) {
     double ss = 0.0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    if (ggml)
+        for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    else
+        for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float r = 1.0f / sqrtf((float)(ss / n) + eps);
     for (int i = 0; i < n; i++) y[i] = (x[i] * r) * w[i];
 }
@@ -148,6 +167,66 @@ static void softcap(float *x, int n, float cap) {
     for (int i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
 }
 
+/* ================================================ llama.cpp's arithmetic
+ *
+ * GEMMA_NUMERICS_LLAMACPP reproduces ggml-cpu (llama-cpp-python 0.3.36,
+ * ggml 0.25.3, x86 AVX-512 build) operation for operation, measured to give
+ * its logits bit for bit on the real Gemma 3 270M Q4_K_M
+ * (tools/reference/llamacpp-numerics/README.md lists what each step is worth).
+ * Besides the 8-bit matmul inputs (quant/ggml_q8.h): the embedding scale
+ * sqrtf(D) unrounded; GELU through an f16 table; K, V, the scaled query and
+ * the attention weights rounded to f16 (its f16 cache); its RoPE angles;
+ * RMSNorm sums in double; its attention summation orders and exp. */
+
+static inline float f16_round(float v) { return gm_f16_to_f32(gm_f32_to_f16(v)); }
+
+/* ggml's GELU table: f16 input -> f16(gelu(x)), gelu as GCC compiles
+ * ggml_gelu_f32 (1 + A x^2 contracted to fma(A x, x, 1)). */
+static gemma_status build_gelu_table(gemma_model *m, gemma_error *err) {
+    m->gelu_table = malloc(65536 * sizeof(float));
+    if (!m->gelu_table) return gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory", m->md.dir);
+    for (int h = 0; h < 65536; h++) {
+        float f = gm_f16_to_f32((uint16_t)h);
+        float g = 0.5f * f * (1.0f + tanhf(0.79788456080286535587989211986876f * f * fmaf(0.044715f * f, f, 1.0f)));
+        m->gelu_table[h] = f16_round(g);
+    }
+    return GEMMA_OK;
+}
+
+/* ggml_vec_geglu: saturated outside [-10, 10], else the table. */
+static inline float geglu_ggml(const float *table, float g, float up) {
+    if (g <= -10.0f) return 0.0f;
+    if (g >= 10.0f) return g * up;
+    return table[gm_f32_to_f16(g)] * up;
+}
+
+/* ggml's RoPE: theta_i = pos * theta_scale^i by repeated f32 multiplication,
+ * cosf/sinf of freq_scale * theta_i, the products fused as GCC contracts them. */
+static void rope_ggml(float *x, int dim, float base, float freq_scale, int pos) {
+    int half = dim / 2;
+    float theta_scale = powf(base, -2.0f / (float)dim), theta = (float)pos;
+    for (int i = 0; i < half; i++) {
+        float th = freq_scale * theta;
+        float c = cosf(th), s = sinf(th);
+        float a = x[i], b = x[i + half];
+        x[i] = fmaf(a, c, -(b * s));
+        x[i + half] = fmaf(a, s, b * c);
+        theta *= theta_scale;
+    }
+}
+
+/* ggml_v_expf, one lane. */
+static float expf_ggml(float x) {
+    float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f);
+    float n = z - 0x1.8p23f;
+    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    if (!(fabsf(n) <= 192.0f)) return n <= 0 ? 0.0f : INFINITY;
+    float u = b * b;
+    float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                   fmaf(0x1.ffffecp-1f, b, 1.0f));
+    return ldexpf(j, (int)n);
+}
+
 /* ============================================================= attention */
 
 typedef struct {
@@ -163,13 +242,19 @@ static inline const float *value_at(const attention_task *t, int j, int kv_dim) 
     return j >= t->pos0 ? t->s->vn + (size_t)(j - t->pos0) * kv_dim : gm_kv_value(&t->s->kv, t->layer, j);
 }
 
+/* The first position query i of this step sees. */
+static inline int window_start(const attention_task *t, int qpos) {
+    const gm_config *c = t->s->model->cfg;
+    int lo = t->s->model->layers[t->layer].sliding ? qpos - c->sliding_window + 1 : 0;
+    return lo < 0 ? 0 : lo;
+}
+
 static void attention_rows(void *arg, int thread, int n_threads) {
     const attention_task *t = arg;
     gemma_session *s = t->s;
     const gm_config *c = s->model->cfg;
     const gm_kernels *k = s->k;
     int H = c->n_heads, Dh = c->head_dim, kv_dim = c->n_kv_heads * Dh, group = H / c->n_kv_heads;
-    int sliding = s->model->layers[t->layer].sliding;
     float scale = (float)(1.0 / sqrt(c->query_pre_attn_scalar));
     float *p = s->scores + (size_t)thread * (size_t)s->n_ctx;
     int begin, end;
@@ -177,9 +262,7 @@ static void attention_rows(void *arg, int thread, int n_threads) {
 
     for (int item = begin; item < end; item++) {
         int i = item / H, h = item % H, kvh = h / group;
-        int qpos = t->pos0 + i;
-        int lo = sliding ? qpos - c->sliding_window + 1 : 0;
-        if (lo < 0) lo = 0;
+        int qpos = t->pos0 + i, lo = window_start(t, qpos);
         const float *q = s->q + (size_t)i * H * Dh + (size_t)h * Dh;
         float mx = -INFINITY;
         for (int j = lo; j <= qpos; j++) {
@@ -199,6 +282,76 @@ static void attention_rows(void *arg, int thread, int n_threads) {
     }
 }
 
+/* ggml-cpu's non-flash attention on its f16 cache.  A step of 2+ tokens
+ * multiplies through llamafile's tinyBLAS (one 16-lane fma accumulator per
+ * output), a single token through ggml_vec_dot_f16 (four, 64 values a
+ * step); lanes are indexed by the absolute position (llama.cpp's cache cell,
+ * the whole context kept), so positions outside the window only add zeros.
+ * Softmax: ggml_v_expf, per-16-cell sums added in double, p * (1/sum)
+ * rounded to f16 for V.  The V product keeps one accumulator row of head_dim
+ * per lane (s->att_lanes) and reduces them lane-wise at the end: ggml's dot
+ * over positions, vectorized over the output dimension. */
+static void attention_rows_ggml(void *arg, int thread, int n_threads) {
+    const attention_task *t = arg;
+    gemma_session *s = t->s;
+    const gm_config *c = s->model->cfg;
+    const gm_kernels *k = s->k;
+    int H = c->n_heads, Dh = c->head_dim, kv_dim = c->n_kv_heads * Dh, group = H / c->n_kv_heads;
+    int groups = t->n > 1 ? 1 : 4, n_lanes = 16 * groups;
+    float scale = (float)(1.0 / sqrt(c->query_pre_attn_scalar));
+    float *p = s->scores + (size_t)thread * (size_t)s->n_ctx;    /* by absolute position */
+    float *lanes = s->att_lanes + (size_t)thread * GM_ATT_LANE_ROWS * (size_t)Dh;
+    float *q16 = lanes + (size_t)64 * Dh;
+    int begin, end;
+    gm_split_range(t->n * H, 1, thread, n_threads, &begin, &end);
+
+    for (int item = begin; item < end; item++) {
+        int i = item / H, h = item % H, kvh = h / group;
+        int qpos = t->pos0 + i, lo = window_start(t, qpos);
+        const float *q = s->q + (size_t)i * H * Dh + (size_t)h * Dh;
+        for (int d = 0; d < Dh; d++) q16[d] = f16_round(q[d] * scale);
+
+        float mx = -INFINITY;
+        for (int j = lo; j <= qpos; j++) {
+            p[j] = k->dot_lanes(key_at(t, j, kv_dim) + (size_t)kvh * Dh, q16, Dh, groups);
+            if (p[j] > mx) mx = p[j];
+        }
+        double sum = 0.0;
+        for (int c0 = lo & ~15; c0 <= qpos; c0 += 16) {
+            float e[16];
+            for (int l = 0; l < 16; l++) {
+                int j = c0 + l;
+                e[l] = j >= lo && j <= qpos ? (p[j] = expf_ggml(p[j] - mx)) : 0.0f;
+            }
+            sum += (double)gm_lanes_reduce16(e);
+        }
+        float inv = (float)(1.0 / sum);
+
+        memset(lanes, 0, (size_t)n_lanes * Dh * sizeof(float));
+        for (int j = lo; j <= qpos; j++)
+            k->fma_row(f16_round(p[j] * inv), value_at(t, j, kv_dim) + (size_t)kvh * Dh,
+                       lanes + (size_t)(j & (n_lanes - 1)) * Dh, Dh);
+        /* gm_lanes_reduce, for every output dimension at once */
+#define LANE(g, e) (lanes + (size_t)((g) * 16 + (e)) * Dh)
+        if (groups == 4)
+            for (int e = 0; e < 16; e++) {
+                float *a0 = LANE(0, e), *a1 = LANE(1, e), *a2 = LANE(2, e), *a3 = LANE(3, e);
+                for (int d = 0; d < Dh; d++) {
+                    a0[d] = a0[d] + a2[d];
+                    a1[d] = a1[d] + a3[d];
+                    a0[d] = a0[d] + a1[d];
+                }
+            }
+        for (int e = 0; e < 8; e++)
+            for (int d = 0; d < Dh; d++) LANE(0, e)[d] = LANE(0, e + 8)[d] + LANE(0, e)[d];
+        for (int e = 0; e < 4; e++)
+            for (int d = 0; d < Dh; d++) LANE(0, e)[d] = LANE(0, e + 4)[d] + LANE(0, e)[d];
+        float *out = s->att + (size_t)i * H * Dh + (size_t)h * Dh;
+        for (int d = 0; d < Dh; d++) out[d] = (LANE(0, 0)[d] + LANE(0, 2)[d]) + (LANE(0, 1)[d] + LANE(0, 3)[d]);
+#undef LANE
+    }
+}
+
 /* Append this step's keys/values to the cache (after attention used them). */
 static void commit_kv(gemma_session *s, int layer, int pos0, int n) {
     const gm_kv_layer *L = &s->kv.layers[layer];
@@ -210,6 +363,17 @@ static void commit_kv(gemma_session *s, int layer, int pos0, int n) {
     }
 }
 
+/* q/k norm and RoPE of one head at position pos. */
+static void norm_rope_head(const gemma_model *m, int l, float *x, const float *norm, int pos) {
+    const gm_config *c = m->cfg;
+    int ggml = m->numerics == GEMMA_NUMERICS_LLAMACPP;
+    rmsnorm(x, x, norm, c->head_dim, (float)c->rms_norm_eps, ggml);
+    if (ggml)
+        rope_ggml(x, c->head_dim, (float)c->layers[l].rope_theta, 1.0f / (float)c->layers[l].rope_factor, pos);
+    else
+        rope(x, c->head_dim, m->layers[l].rope_inv_freq, pos);
+}
+
 /* ========================================================== forward pass */
 
 void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_logits_mode mode, float *logits) {
@@ -218,9 +382,10 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
     const gm_kernels *k = s->k;
     int D = c->hidden_size, H = c->n_heads, KV = c->n_kv_heads, Dh = c->head_dim, F = c->intermediate_size;
     int qdim = H * Dh, kv_dim = KV * Dh, pos0 = s->pos;
+    int ggml = m->numerics == GEMMA_NUMERICS_LLAMACPP;
     float eps = (float)c->rms_norm_eps;
 
-    /* embeddings: one row each, dequantized on the fly, times bf16(sqrt(D)) */
+    /* embeddings: one row each, dequantized on the fly, times the scale */
     for (int i = 0; i < n; i++) {
         float *x = s->x + (size_t)i * D;
         gm_weight_row(k, &m->embed, tokens[i], x, s->mm.per_thread[0] + D);
@@ -231,41 +396,41 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
         const gm_layer *L = &m->layers[l];
 
         /* ---- attention block */
-        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)i * D, L->input_norm, D, eps);
+        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)i * D, L->input_norm, D, eps, ggml);
         gm_matmul(s->pool, k, &L->q, s->xb, n, s->q, &s->mm);
         gm_matmul(s->pool, k, &L->k, s->xb, n, s->kn, &s->mm);
         gm_matmul(s->pool, k, &L->v, s->xb, n, s->vn, &s->mm);
         for (int i = 0; i < n; i++) {
-            for (int h = 0; h < H; h++) {
-                float *q = s->q + (size_t)i * qdim + (size_t)h * Dh;
-                rmsnorm(q, q, L->q_norm, Dh, eps);
-                rope(q, Dh, L->rope_inv_freq, pos0 + i);
-            }
-            for (int h = 0; h < KV; h++) {
-                float *kk = s->kn + (size_t)i * kv_dim + (size_t)h * Dh;
-                rmsnorm(kk, kk, L->k_norm, Dh, eps);
-                rope(kk, Dh, L->rope_inv_freq, pos0 + i);
-            }
+            for (int h = 0; h < H; h++) norm_rope_head(m, l, s->q + (size_t)i * qdim + (size_t)h * Dh, L->q_norm, pos0 + i);
+            for (int h = 0; h < KV; h++) norm_rope_head(m, l, s->kn + (size_t)i * kv_dim + (size_t)h * Dh, L->k_norm, pos0 + i);
         }
+        if (ggml)   /* llama.cpp's f16 cache */
+            for (size_t e = 0; e < (size_t)n * kv_dim; e++) {
+                s->kn[e] = f16_round(s->kn[e]);
+                s->vn[e] = f16_round(s->vn[e]);
+            }
         attention_task at = {s, l, n, pos0};
-        gm_pool_run(s->pool, attention_rows, &at);
+        gm_pool_run(s->pool, ggml ? attention_rows_ggml : attention_rows, &at);
         commit_kv(s, l, pos0, n);
         gm_matmul(s->pool, k, &L->o, s->att, n, s->xb, &s->mm);
         for (int i = 0; i < n; i++) {
             float *x = s->x + (size_t)i * D, *o = s->xb + (size_t)i * D;
-            rmsnorm(o, o, L->post_attn_norm, D, eps);
+            rmsnorm(o, o, L->post_attn_norm, D, eps, ggml);
             for (int d = 0; d < D; d++) x[d] += o[d];
         }
 
         /* ---- MLP block */
-        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)i * D, L->pre_ff_norm, D, eps);
+        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)i * D, L->pre_ff_norm, D, eps, ggml);
         gm_matmul(s->pool, k, &L->gate, s->xb, n, s->gate, &s->mm);
         gm_matmul(s->pool, k, &L->up, s->xb, n, s->up, &s->mm);
-        for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = gelu_tanh(s->gate[e]) * s->up[e];
+        if (ggml)
+            for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = geglu_ggml(m->gelu_table, s->gate[e], s->up[e]);
+        else
+            for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = gelu_tanh(s->gate[e]) * s->up[e];
         gm_matmul(s->pool, k, &L->down, s->gate, n, s->xb, &s->mm);
         for (int i = 0; i < n; i++) {
             float *x = s->x + (size_t)i * D, *o = s->xb + (size_t)i * D;
-            rmsnorm(o, o, L->post_ff_norm, D, eps);
+            rmsnorm(o, o, L->post_ff_norm, D, eps, ggml);
             for (int d = 0; d < D; d++) x[d] += o[d];
         }
     }
@@ -273,7 +438,8 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
 
     if (mode == GEMMA_LOGITS_NONE) return;
     int first = mode == GEMMA_LOGITS_ALL ? 0 : n - 1, count = n - first;
-    for (int i = first; i < n; i++) rmsnorm(s->xb + (size_t)(i - first) * D, s->x + (size_t)i * D, m->final_norm, D, eps);
+    for (int i = first; i < n; i++)
+        rmsnorm(s->xb + (size_t)(i - first) * D, s->x + (size_t)i * D, m->final_norm, D, eps, ggml);
     gm_matmul(s->pool, k, &m->lm_head, s->xb, count, logits, &s->mm);
     if (c->final_softcap > 0) softcap(logits, count * c->vocab_size, (float)c->final_softcap);
 }

@@ -27,11 +27,12 @@ static void describe(gemma_model *m) {
     char k0[32], k1[32], k2[32];
     snprintf(m->description, sizeof m->description,
              "%s: %d layers (%d global), hidden %d, heads %d/%d x %d, ffn %d, vocab %d, window %d; "
-             "embed %s, attn %s, mlp %s; %s head; %.1f MB of weights",
+             "embed %s, attn %s, mlp %s; %s head; %.1f MB of weights; numerics %s",
              c->model_type, c->n_layers, global, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim,
              c->intermediate_size, c->vocab_size, c->sliding_window, kind_name(&m->embed, k0, sizeof k0),
              kind_name(&m->layers[0].q, k1, sizeof k1), kind_name(&m->layers[0].down, k2, sizeof k2),
-             m->lm_head.data == m->embed.data ? "tied" : "separate", (double)m->weight_bytes / 1e6);
+             m->lm_head.data == m->embed.data ? "tied" : "separate", (double)m->weight_bytes / 1e6,
+             gemma_numerics_name(m->numerics));
 }
 
 gemma_status gemma_model_load(const char *path, const gemma_model_options *opts, gemma_model **out,
@@ -48,6 +49,20 @@ gemma_status gemma_model_load(const char *path, const gemma_model_options *opts,
         return st;
     }
     m->cfg = &m->md.cfg;
+    gemma_numerics numerics = opts ? opts->numerics : GEMMA_NUMERICS_AUTO;
+    int gguf = m->md.gguf != NULL;
+    if (numerics == GEMMA_NUMERICS_AUTO) numerics = gguf ? GEMMA_NUMERICS_LLAMACPP : GEMMA_NUMERICS_EXACT;
+    if (numerics != GEMMA_NUMERICS_EXACT && numerics != GEMMA_NUMERICS_LLAMACPP) {
+        gemma_model_free(m);
+        return gm_fail(err, GEMMA_ERR_ARG, "gemma_model_load: unknown numerics %d", (int)numerics);
+    }
+    if (numerics == GEMMA_NUMERICS_LLAMACPP && !gguf) {
+        st = gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: numerics llamacpp is for GGUF files (this is safetensors)",
+                     m->md.dir);
+        gemma_model_free(m);
+        return st;
+    }
+    m->numerics = numerics;
     st = gm_gemma3_bind(m, err);
     if (st) {
         gemma_model_free(m);
@@ -63,6 +78,7 @@ void gemma_model_free(gemma_model *m) {
     gm_modeldir_close(&m->md);
     free(m->layers);
     free(m->vectors);
+    free(m->gelu_table);
     free(m);
 }
 
@@ -72,6 +88,19 @@ int gemma_model_hidden_size(const gemma_model *m) { return m ? m->cfg->hidden_si
 int gemma_model_max_context(const gemma_model *m) { return m ? m->cfg->max_position_embeddings : 0; }
 const char *gemma_model_arch(const gemma_model *m) { return m ? m->cfg->model_type : ""; }
 const char *gemma_model_describe(const gemma_model *m) { return m ? m->description : ""; }
+gemma_numerics gemma_model_numerics(const gemma_model *m) { return m ? m->numerics : GEMMA_NUMERICS_AUTO; }
+
+static const char *const numerics_names[] = {"auto", "exact", "llamacpp"};
+
+const char *gemma_numerics_name(gemma_numerics n) {
+    return (unsigned)n < sizeof numerics_names / sizeof numerics_names[0] ? numerics_names[n] : "?";
+}
+
+int gemma_numerics_parse(const char *name) {
+    for (size_t i = 0; name && i < sizeof numerics_names / sizeof numerics_names[0]; i++)
+        if (strcmp(name, numerics_names[i]) == 0) return (int)i;
+    return -1;
+}
 uint64_t gemma_model_weight_bytes(const gemma_model *m) { return m ? m->weight_bytes : 0; }
 const char *gemma_model_path(const gemma_model *m) { return m ? m->md.dir : ""; }
 

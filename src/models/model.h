@@ -23,8 +23,11 @@ struct gemma_model {
     gm_weight embed, lm_head;      /* lm_head is a copy of embed's view when tied */
     gm_layer *layers;
     float *final_norm;
-    float embed_scale;             /* bf16(sqrt(hidden)), as the reference rounds it */
+    float embed_scale;             /* bf16(sqrt(hidden)) as the reference rounds it (LLAMACPP: sqrtf) */
     float *vectors;                /* one allocation for all norm and rope vectors */
+    gemma_numerics numerics;       /* EXACT or LLAMACPP (AUTO resolved at load) */
+    float *gelu_table;             /* LLAMACPP: ggml's GELU of every f16 value [65536] */
+    int f16_inputs;                /* LLAMACPP with F16 matrices: sessions need matmul scratch xf */
     uint64_t weight_bytes;
     int max_cols;                  /* widest matrix row, for scratch sizing */
     char description[512];

@@ -144,9 +144,7 @@ static void dequant_q8_0(const uint8_t *b, float *y) {
 
 /* ------------------------------------------------------ 256-value blocks */
 
-/* The 12 packed bytes of Q4_K/Q5_K: eight 6-bit scales and eight 6-bit mins
- * (gguf.quants.Q4_K.get_scale_min). */
-static void k_scale_min(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
+void gm_ggml_k_scale_min(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
     for (int j = 0; j < 4; j++) {
         sc[j] = s[j] & 0x3f;
         mn[j] = s[4 + j] & 0x3f;
@@ -162,7 +160,7 @@ static void k_scale_min(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
 static void dequant_k45(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, float *y) {
     float d = f16_at(b), dmin = f16_at(b + 2);
     uint8_t sc[8], mn[8];
-    k_scale_min(b + 4, sc, mn);
+    gm_ggml_k_scale_min(b + 4, sc, mn);
     for (int j = 0; j < 8; j++) {
         float dj = d * (float)sc[j];
         float mj = dmin * (float)mn[j];

@@ -73,4 +73,8 @@ int gm_ggml_dequant_row(uint32_t type, const void *src, float *dst, int n);
  * NaN when the type is not supported or n is not a multiple of the block size. */
 float gm_ggml_dot_row(uint32_t type, const void *w, const float *x, int n);
 
+/* The 12 packed scale bytes of Q4_K/Q5_K: eight 6-bit scales and eight 6-bit
+ * mins (gguf.quants.Q4_K.get_scale_min); shared with quant/ggml_q8.c. */
+void gm_ggml_k_scale_min(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]);
+
 #endif

@@ -34,7 +34,7 @@ typedef struct {
     size_t n;
 } buffer_spec;
 
-enum { N_BUFFERS = 11 };
+enum { N_BUFFERS = 14 };
 
 static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, int n_batch, int max_threads,
                          buffer_spec *b) {
@@ -43,6 +43,7 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
     size_t D = (size_t)c->hidden_size, qdim = (size_t)c->n_heads * c->head_dim;
     size_t kvdim = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->intermediate_size;
     size_t per_thread = gm_matmul_scratch_floats(model->max_cols);
+    int ggml = model->numerics == GEMMA_NUMERICS_LLAMACPP;
     buffer_spec t[N_BUFFERS] = {
         {&s->x, nb * D},       {&s->xb, nb * D},      {&s->q, nb * qdim},
         {&s->kn, nb * kvdim},  {&s->vn, nb * kvdim},  {&s->att, nb * qdim},
@@ -50,6 +51,9 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
         {&s->scores, (size_t)max_threads * (size_t)n_ctx},
         {&s->mm_buffers, (size_t)max_threads * per_thread},
         {&s->mm.xsum, gm_matmul_xsum_floats(n_batch, model->max_cols)},
+        {&s->mm.xq, ggml ? gm_matmul_xq_floats(n_batch, model->max_cols) : 0},
+        {&s->mm.xf, model->f16_inputs ? nb * (size_t)model->max_cols : 0},
+        {&s->att_lanes, ggml ? (size_t)max_threads * GM_ATT_LANE_ROWS * (size_t)c->head_dim : 0},
     };
     memcpy(b, t, sizeof t);
 }

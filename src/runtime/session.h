@@ -9,6 +9,8 @@
 #include "models/model.h"
 #include "runtime/kvcache.h"
 
+#define GM_ATT_LANE_ROWS 65
+
 struct gemma_session {
     gemma_model *model;
     const gm_kernels *k;
@@ -26,6 +28,8 @@ struct gemma_session {
     float *att;      /* [n_batch, n_heads * head_dim] */
     float *gate, *up;/* [n_batch, intermediate] */
     float *scores;   /* [n_threads, n_ctx] attention weights */
+    float *att_lanes;/* LLAMACPP: [n_threads, GM_ATT_LANE_ROWS, head_dim] the V product's 64 lane
+                        accumulators and the f16-rounded query */
     gm_matmul_scratch mm;
     float *mm_buffers;
     gemma_allocator allocator;

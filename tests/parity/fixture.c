@@ -72,6 +72,7 @@ int fixture_load(const char *root, const char *name, fixture *f) {
     f->vocab = (int)v;
     f->quantized = gm_json_is(gm_json_get(r, "quantized"), GM_JSON_TRUE);
     if (gm_json_int(gm_json_get(r, "sliding_window"), &v)) f->sliding_window = (int)v;
+    if (gm_json_int(gm_json_get(gm_json_get(r, "llamacpp"), "stream_prefix"), &v)) f->llamacpp_prefix = (int)v;
     f->n_tokens = (int)gm_json_count(toks);
     f->tokens = calloc((size_t)f->n_tokens + 1, sizeof *f->tokens);
     for (int i = 0; ok && f->tokens && i < f->n_tokens; i++) {
@@ -83,13 +84,19 @@ int fixture_load(const char *root, const char *name, fixture *f) {
     size_t count = (size_t)f->n_tokens * (size_t)f->vocab;
     snprintf(path, sizeof path, "%s/ref_hf.f32", f->dir);
     f->ref_hf = fixture_read_f32(path, count);
-    snprintf(path, sizeof path, "%s/ref_mlx.f32", f->dir);
-    FILE *probe = fopen(path, "rb");
-    if (probe) {
+    struct { const char *file; float **dst; } optional[] = {
+        {"ref_mlx.f32", &f->ref_mlx},
+        {"ref_llamacpp_batch.f32", &f->ref_llamacpp_batch},
+        {"ref_llamacpp_stream.f32", &f->ref_llamacpp_stream},
+    };
+    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->dir, optional[i].file);
+        FILE *probe = fopen(path, "rb");
+        if (!probe) continue;
         fclose(probe);
-        f->ref_mlx = fixture_read_f32(path, count);
-        if (!f->ref_mlx) return 0;
+        if (!(*optional[i].dst = fixture_read_f32(path, count))) return 0;
     }
+    if (f->ref_llamacpp_stream && (f->llamacpp_prefix < 1 || f->llamacpp_prefix > f->n_tokens)) return 0;
     return f->ref_hf != NULL;
 }
 
@@ -97,6 +104,8 @@ void fixture_free(fixture *f) {
     free(f->tokens);
     free(f->ref_hf);
     free(f->ref_mlx);
+    free(f->ref_llamacpp_batch);
+    free(f->ref_llamacpp_stream);
     memset(f, 0, sizeof *f);
 }
 

@@ -16,6 +16,10 @@ typedef struct {
     int sliding_window;
     float *ref_hf;      /* [n_tokens, vocab] transformers */
     float *ref_mlx;     /* [n_tokens, vocab] mlx-lm, or NULL */
+    /* GGUF fixtures: llama.cpp's own logits (make_gguf_llamacpp_refs.py), or NULL:
+     * all tokens in one batch, and llamacpp_prefix tokens then one at a time */
+    float *ref_llamacpp_batch, *ref_llamacpp_stream;
+    int llamacpp_prefix;
 } fixture;
 
 /* Names listed in <root>/MANIFEST, one per line; returns count (0 on error). */

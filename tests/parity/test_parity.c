@@ -5,7 +5,11 @@
  * batch, chunked batches, token by token, splits around the sliding window),
  * the logits must match transformers' (and mlx-lm's where present):
  *   max|Δ| <= tol * max|ref|  (tol 2e-3 float weights, 2e-2 quantized)
- * and the same top-1 token wherever the reference's top-2 margin is clear. */
+ * and the same top-1 token wherever the reference's top-2 margin is clear.
+ * GGUF fixtures run like that in GEMMA_NUMERICS_EXACT (the reference is the
+ * float64 math on the dequantized weights), and again in
+ * GEMMA_NUMERICS_LLAMACPP against llama.cpp's own logits for the same file,
+ * in the two schedules it was run with: there every float must be equal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,13 +77,28 @@ static int make_splits(const fixture *f, split *sp) {
     return c;
 }
 
+static const char *const all_isas[] = {"scalar", "avx2", "avx512", "neon"};
+
+/* The kernel tables to run: those this CPU has, narrowed by GEMMA_PARITY_ISAS
+ * ("neon" for slow emulators); threads 1..GEMMA_PARITY_THREADS (default 2). */
+static const gm_kernels *parity_isa(size_t i) {
+    const char *only = getenv("GEMMA_PARITY_ISAS");
+    const gm_kernels *k = gm_kernels_by_name(all_isas[i]);
+    return k && !(only && *only && !strstr(only, all_isas[i])) ? k : NULL;
+}
+static int parity_max_threads(void) {
+    const char *tenv = getenv("GEMMA_PARITY_THREADS");
+    return tenv && atoi(tenv) > 0 ? atoi(tenv) : 2;
+}
+
 static void test_fixture(void **state) {
     const char *name = *state;
     fixture f;
     assert_true(fixture_load(root, name, &f));
     gemma_error err;
     gemma_model *m;
-    if (gemma_model_load(f.dir, NULL, &m, &err) != GEMMA_OK) fail_msg("load %s: %s", f.dir, err.message);
+    gemma_model_options mo = {.numerics = GEMMA_NUMERICS_EXACT};
+    if (gemma_model_load(f.dir, &mo, &m, &err) != GEMMA_OK) fail_msg("load %s: %s", f.dir, err.message);
     assert_int_equal(gemma_model_vocab_size(m), f.vocab);
 
     double tol = f.quantized ? 2e-2 : 2e-3;
@@ -88,17 +107,12 @@ static void test_fixture(void **state) {
     assert_non_null(out);
     split sp[16];
     int n_splits = make_splits(&f, sp);
-    const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
     double worst_hf = 0, worst_mlx = 0;
     int runs = 0, top1_checked = 0;
-    /* GEMMA_PARITY_ISAS="neon" / GEMMA_PARITY_THREADS=1 narrow the matrix (slow emulators) */
-    const char *only = getenv("GEMMA_PARITY_ISAS");
-    const char *tenv = getenv("GEMMA_PARITY_THREADS");
-    int max_threads = tenv && atoi(tenv) > 0 ? atoi(tenv) : 2;
-    for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
-        const gm_kernels *k = gm_kernels_by_name(isas[ii]);
-        if (!k || (only && *only && !strstr(only, isas[ii]))) continue;
-        for (int threads = 1; threads <= max_threads; threads++) {
+    for (size_t ii = 0; ii < sizeof all_isas / sizeof all_isas[0]; ii++) {
+        const gm_kernels *k = parity_isa(ii);
+        if (!k) continue;
+        for (int threads = 1; threads <= parity_max_threads(); threads++) {
             for (int si = 0; si < n_splits; si++) {
                 for (size_t i = 0; i < count; i++) out[i] = -12345.0f;   /* poison */
                 if (!run_split(m, &f, k, threads, sp[si], out)) fail_msg("%s: run failed", name);
@@ -110,14 +124,14 @@ static void test_fixture(void **state) {
                 if (c.rel > tol || c.top1_mismatch)
                     fail_msg("%s [%s, %d threads, prefill %d, batch %d]: max|d| %.3g = %.3g of max|ref| %.3g "
                              "(tol %.0e), top-1 mismatches %d/%d",
-                             name, isas[ii], threads, sp[si].prefill, sp[si].n_batch, c.max_abs_diff, c.rel,
+                             name, all_isas[ii], threads, sp[si].prefill, sp[si].n_batch, c.max_abs_diff, c.rel,
                              c.max_abs_ref, tol, c.top1_mismatch, c.top1_checked);
                 if (f.ref_mlx) {
                     logit_cmp cm = compare_logits(out, f.ref_mlx, f.n_tokens, f.vocab,
                                                   2e-2 * f_max_abs(f.ref_mlx, count));
                     if (cm.rel > worst_mlx) worst_mlx = cm.rel;
                     if (cm.rel > 2e-2 || cm.top1_mismatch)
-                        fail_msg("%s vs mlx-lm [%s, prefill %d]: rel %.3g, top-1 mismatches %d/%d", name, isas[ii],
+                        fail_msg("%s vs mlx-lm [%s, prefill %d]: rel %.3g, top-1 mismatches %d/%d", name, all_isas[ii],
                                  sp[si].prefill, cm.rel, cm.top1_mismatch, cm.top1_checked);
                 }
                 runs++;
@@ -127,6 +141,44 @@ static void test_fixture(void **state) {
     printf("PARITY %-22s %3d runs  max rel err vs transformers %.2e (tol %.0e)", name, runs, worst_hf, tol);
     if (f.ref_mlx) printf("  vs mlx-lm %.2e", worst_mlx);
     printf("  top-1 checked %d\n", top1_checked);
+    free(out);
+    gemma_model_free(m);
+    fixture_free(&f);
+}
+
+/* llama.cpp numerics on a GGUF fixture: llama.cpp's logits, float for float. */
+static void test_fixture_llamacpp(void **state) {
+    const char *name = *state;
+    fixture f;
+    assert_true(fixture_load(root, name, &f));
+    gemma_error err;
+    gemma_model *m;
+    gemma_model_options mo = {.numerics = GEMMA_NUMERICS_LLAMACPP};
+    if (gemma_model_load(f.dir, &mo, &m, &err) != GEMMA_OK) fail_msg("load %s: %s", f.dir, err.message);
+    size_t count = (size_t)f.n_tokens * (size_t)f.vocab;
+    float *out = malloc(count * sizeof(float));
+    assert_non_null(out);
+    struct { const char *what; split sp; const float *ref; } schedules[] = {
+        {"one batch", {f.n_tokens, f.n_tokens}, f.ref_llamacpp_batch},
+        {"prefix, then one by one", {f.llamacpp_prefix, f.llamacpp_prefix}, f.ref_llamacpp_stream},
+    };
+    int runs = 0;
+    for (size_t ii = 0; ii < sizeof all_isas / sizeof all_isas[0]; ii++) {
+        const gm_kernels *k = parity_isa(ii);
+        for (int threads = 1; k && threads <= parity_max_threads(); threads++)
+            for (size_t si = 0; si < sizeof schedules / sizeof schedules[0]; si++) {
+                if (!run_split(m, &f, k, threads, schedules[si].sp, out)) fail_msg("%s: run failed", name);
+                size_t differ = 0;
+                for (size_t i = 0; i < count; i++) differ += memcmp(&out[i], &schedules[si].ref[i], sizeof(float)) != 0;
+                logit_cmp c = compare_logits(out, schedules[si].ref, f.n_tokens, f.vocab, 0);
+                if (differ)
+                    fail_msg("%s vs llama.cpp [%s, %d threads, %s]: %zu of %zu logits differ, max|d| %.3g "
+                             "(max|ref| %.3g)", name, all_isas[ii], threads, schedules[si].what, differ, count,
+                             c.max_abs_diff, c.max_abs_ref);
+                runs++;
+            }
+    }
+    printf("PARITY %-22s %3d runs  numerics llamacpp: every logit equal to llama.cpp's (2 schedules)\n", name, runs);
     free(out);
     gemma_model_free(m);
     fixture_free(&f);
@@ -185,6 +237,18 @@ int main(void) {
         tests[i].name = names[i];
     }
     int rc = _cmocka_run_group_tests("parity", tests, (size_t)n, NULL, NULL);
+    /* llama.cpp numerics: the fixtures that carry llama.cpp's logits */
+    int n_lc = 0;
+    for (int i = 0; i < n; i++) {
+        fixture f;
+        if (!fixture_load(root, names[i], &f)) continue;
+        if (f.ref_llamacpp_batch && f.ref_llamacpp_stream) {
+            tests[n_lc] = (struct CMUnitTest)cmocka_unit_test_prestate(test_fixture_llamacpp, names[i]);
+            tests[n_lc++].name = names[i];
+        }
+        fixture_free(&f);
+    }
+    if (n_lc) rc |= _cmocka_run_group_tests("parity-llamacpp", tests, (size_t)n_lc, NULL, NULL);
     const struct CMUnitTest more[] = {cmocka_unit_test(test_rewind)};
     rc |= cmocka_run_group_tests(more, NULL, NULL);
     free(tests);

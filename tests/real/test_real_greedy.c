@@ -12,13 +12,17 @@
  * position, those are checked too.
  *
  *   test_real_greedy REF.json MODEL [--run KEY] [--tol T] [--tokenizer]
- *                    [--tie-margin M --mean-abs-tol A]
+ *                    [--tie-margin M --mean-abs-tol A] [--digits N]
+ *                    [--numerics auto|exact|llamacpp]
  *
  * For a reference whose numerics differ from exact float32 math on purpose
  * (llama.cpp: 8-bit activations, f16 KV cache), --tie-margin lets a greedy
  * run part where the reference's top-2 margin is below M (any other
  * divergence fails), and --mean-abs-tol replaces the relative bound by a bound
- * on the mean |ours - ref| over all recorded logits.
+ * on the mean |ours - ref| over all recorded logits.  --digits N requires
+ * every recorded logit, printed with N significant digits as the reference
+ * was written (make_real_270m_refs.py g6), to be the reference's number: the
+ * same floats, as far as recorded.
  *
  * --run KEY takes gen_ids/top_ids/top_logits from each prompt's KEY member
  * (mlx.json holds one run per model folder: "mlx4", "f32").
@@ -74,8 +78,11 @@ static int argmax(const float *x, int n) {
 
 typedef struct {
     double tol, tie_margin, mean_abs_tol;
+    int digits;         /* --digits N: every recorded logit must print as the reference's N digits */
+    long digit_mismatches;
     const char *run_key;
-    double sum_abs;     /* over every recorded logit */
+    double max_abs;     /* over every recorded logit */
+    double sum_abs;
     long n_abs;
 } options;
 
@@ -91,6 +98,12 @@ static double step_error(const float *logits, const gm_json *ids, const gm_json 
         double d = fabs((double)logits[id] - v);
         o->sum_abs += d;
         o->n_abs++;
+        if (d > o->max_abs) o->max_abs = d;
+        if (o->digits > 0) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%.*g", o->digits, (double)logits[id]);
+            if (strtod(buf, NULL) != v) o->digit_mismatches++;
+        }
         if (d > worst) worst = d;
         if (fabs(v) > scale) scale = fabs(v);
     }
@@ -220,16 +233,20 @@ done:
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: test_real_greedy REF.json MODEL [--run KEY] [--tol T] [--tokenizer] [--tie-margin M] "
-                        "[--mean-abs-tol A]\n");
+                        "[--mean-abs-tol A] [--digits N] [--numerics auto|exact|llamacpp]\n");
         return 2;
     }
     options o = {.tol = 2e-2};
+    gemma_model_options mopts = {0};
     int want_tok = 0;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--tol") && i + 1 < argc) o.tol = atof(argv[++i]);
         else if (!strcmp(argv[i], "--run") && i + 1 < argc) o.run_key = argv[++i];
         else if (!strcmp(argv[i], "--tie-margin") && i + 1 < argc) o.tie_margin = atof(argv[++i]);
         else if (!strcmp(argv[i], "--mean-abs-tol") && i + 1 < argc) o.mean_abs_tol = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--digits") && i + 1 < argc) o.digits = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--numerics") && i + 1 < argc && gemma_numerics_parse(argv[i + 1]) >= 0)
+            mopts.numerics = (gemma_numerics)gemma_numerics_parse(argv[++i]);
         else if (!strcmp(argv[i], "--tokenizer")) want_tok = 1;
     }
     struct stat st;
@@ -242,7 +259,7 @@ int main(int argc, char **argv) {
     if (!doc) return 1;
     gemma_error err;
     gemma_model *m;
-    if (gemma_model_load(argv[2], NULL, &m, &err) != GEMMA_OK) {
+    if (gemma_model_load(argv[2], &mopts, &m, &err) != GEMMA_OK) {
         printf("%s\n", err.message);
         return 1;
     }
@@ -258,10 +275,12 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < gm_json_count(prompts); i++) ok &= check_prompt(m, tok, gm_json_at(prompts, i), &o, &t);
     double mean_abs = o.n_abs ? o.sum_abs / (double)o.n_abs : 0;
     if (o.mean_abs_tol > 0 && !(mean_abs <= o.mean_abs_tol)) ok = 0;
+    if (o.digits > 0 && o.digit_mismatches) ok = 0;
     printf("SUMMARY %d/%d prompts identical (%d part at a near tie < %.2f), %d/%d greedy ids, max rel logit err %.2e "
-           "(steps) %.2e (prompt positions), mean |dlogit| %.2e",
+           "(steps) %.2e (prompt positions), max |dlogit| %.2e, mean |dlogit| %.2e",
            t.prompts_identical, t.prompts, t.prompts_near_tie, o.tie_margin, t.steps_identical, t.steps,
-           t.worst_step_error, t.worst_prompt_error, mean_abs);
+           t.worst_step_error, t.worst_prompt_error, o.max_abs, mean_abs);
+    if (o.digits > 0) printf(", %ld of %ld logits differ at %d digits", o.digit_mismatches, o.n_abs, o.digits);
     if (o.mean_abs_tol > 0) printf(" (bound %.2f)", o.mean_abs_tol);
     else printf(", tolerance %.0e", o.tol);
     if (tok) printf(", tokenizer %d/%d prompts", t.tokenizer_agree, t.tokenizer_checked);

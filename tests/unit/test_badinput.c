@@ -35,6 +35,39 @@ static const char *write_variant(const char *name, tu_model *m, const char *conf
     return dir;
 }
 
+/* Numerics: llama.cpp's is for GGUF files only; unknown values and names are refused. */
+static void test_numerics_options(void **state) {
+    (void)state;
+    tu_model m;
+    tu_model_build(&m);
+    const char *dir = write_variant("numerics", &m, NULL);
+    gemma_error err;
+    gemma_model *model = (gemma_model *)&err;
+    gemma_model_options mo = {.numerics = GEMMA_NUMERICS_LLAMACPP};
+    assert_int_equal(gemma_model_load(dir, &mo, &model, &err), GEMMA_ERR_UNSUPPORTED);
+    assert_null(model);
+    assert_non_null(strstr(err.message, "numerics llamacpp is for GGUF files"));
+    mo.numerics = (gemma_numerics)7;
+    assert_int_equal(gemma_model_load(dir, &mo, &model, &err), GEMMA_ERR_ARG);
+    mo.numerics = GEMMA_NUMERICS_EXACT;
+    assert_int_equal(gemma_model_load(dir, &mo, &model, &err), GEMMA_OK);
+    assert_int_equal(gemma_model_numerics(model), GEMMA_NUMERICS_EXACT);
+    assert_non_null(strstr(gemma_model_describe(model), "numerics exact"));
+    gemma_model_free(model);
+    assert_int_equal(gemma_numerics_parse("llamacpp"), GEMMA_NUMERICS_LLAMACPP);
+    assert_int_equal(gemma_numerics_parse("auto"), GEMMA_NUMERICS_AUTO);
+    assert_int_equal(gemma_numerics_parse("LLAMACPP"), -1);
+    assert_int_equal(gemma_numerics_parse(NULL), -1);
+    assert_string_equal(gemma_numerics_name(GEMMA_NUMERICS_EXACT), "exact");
+    assert_string_equal(gemma_numerics_name((gemma_numerics)9), "?");
+    /* a GGUF file: AUTO is llamacpp */
+    mo.numerics = GEMMA_NUMERICS_AUTO;
+    assert_int_equal(gemma_model_load(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", &mo, &model, &err), GEMMA_OK);
+    assert_int_equal(gemma_model_numerics(model), GEMMA_NUMERICS_LLAMACPP);
+    gemma_model_free(model);
+    tu_model_free(&m);
+}
+
 static void test_valid_model_loads(void **state) {
     (void)state;
     tu_model m;
@@ -330,7 +363,7 @@ static void test_bad_quantized(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_model_loads),  cmocka_unit_test(test_missing_dir_and_files),
+        cmocka_unit_test(test_valid_model_loads),  cmocka_unit_test(test_numerics_options),  cmocka_unit_test(test_missing_dir_and_files),
         cmocka_unit_test(test_header_length_past_end), cmocka_unit_test(test_truncated_data),
         cmocka_unit_test(test_header_not_json),    cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_shape_mismatch_with_config), cmocka_unit_test(test_missing_tensor),

@@ -169,6 +169,47 @@ static void check_ggml(const gm_kernels *k) {
     assert_true(got[0] == -7.0f);
 }
 
+/* ------------------------------------------- llama.cpp's lane sums: bit for bit */
+
+static void check_lanes(const gm_kernels *k) {
+    static float a[2560], b[2560], y0[2560], y1[2560];
+    static const int lanes_lengths[] = {16, 32, 48, 64, 80, 128, 256, 272, 640, 2560};
+    for (size_t li = 0; li < sizeof lanes_lengths / sizeof lanes_lengths[0]; li++) {
+        int n = lanes_lengths[li];
+        for (int i = 0; i < n; i++) a[i] = frand() * 3.0f, b[i] = frand();
+        for (int groups = 1; groups <= 4; groups += 3) {
+            float got = k->dot_lanes(a, b, n, groups), want = gm_kernels_ref.dot_lanes(a, b, n, groups);
+            if (memcmp(&got, &want, 4) != 0)
+                fail_msg("%s dot_lanes n=%d groups=%d: %.9g vs scalar %.9g", k->name, n, groups, got, want);
+        }
+    }
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int n = lengths[li];
+        for (int i = 0; i < n; i++) a[i] = frand(), y0[i] = y1[i] = frand();
+        k->fma_row(0.3711f, a, y0, n);
+        gm_kernels_ref.fma_row(0.3711f, a, y1, n);
+        if (memcmp(y0, y1, (size_t)n * 4) != 0) fail_msg("%s fma_row n=%d differs from scalar", k->name, n);
+    }
+}
+
+/* The scalar definition itself: lane i%16 of accumulator (i/16)%groups, the
+ * accumulators folded 0+2, 1+3, 0+1, then the 16 lanes as halves, quarters
+ * and (0+2)+(1+3).  Values chosen so that any other order rounds differently. */
+static void test_lanes_definition(void **state) {
+    (void)state;
+    static float a[64], one[64];
+    for (int i = 0; i < 64; i++) a[i] = 1.0f, one[i] = 1.0f;
+    a[0] = 1e8f;                       /* lane 0 of accumulator 0 */
+    a[32] = -1e8f;                     /* lane 0 of accumulator 2 with 4 groups, of 0 with 1 */
+    /* groups 4: acc0[0] + acc2[0] = 0 exactly, the 62 ones survive */
+    assert_true(gm_kernels_ref.dot_lanes(a, one, 64, 4) == 62.0f);
+    /* groups 1: lane 0 takes 1e8, 1, -1e8, 1 in turn and 1e8 + 1 rounds to 1e8: 1 + 15 * 4 */
+    assert_true(gm_kernels_ref.dot_lanes(a, one, 64, 1) == 61.0f);
+    float acc[4][16] = {{0}};
+    acc[0][0] = 1e8f, acc[0][8] = 1.0f, acc[0][4] = -1e8f;
+    assert_true(gm_lanes_reduce(acc, 1) == 0.0f);   /* halves first: 1e8 + 1 loses the 1 (in order: 1) */
+}
+
 static void test_scalar_conversions(void **state) {
     (void)state;
     assert_true(gm_f16_to_f32(0x3c00) == 1.0f);
@@ -196,6 +237,7 @@ static void test_every_table_matches_scalar(void **state) {
         }
         check_table(k);
         check_ggml(k);
+        check_lanes(k);
         print_message("%s: matches scalar\n", names[i]);
     }
     check_table(&gm_kernels_ref);
@@ -206,6 +248,7 @@ static void test_every_table_matches_scalar(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalar_conversions),
+        cmocka_unit_test(test_lanes_definition),
         cmocka_unit_test(test_every_table_matches_scalar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,35 +19,54 @@ void *__wrap_malloc(size_t n) { allocations++; return __real_malloc(n); }
 void *__wrap_calloc(size_t n, size_t m) { allocations++; return __real_calloc(n, m); }
 void *__wrap_realloc(void *p, size_t n) { allocations++; return __real_realloc(p, n); }
 
+/* A session on the model; a prefill of n_prompt tokens, then 40 single
+ * tokens: none of it may allocate. */
+static void eval_without_allocating(const char *path, gemma_numerics numerics, int n_batch, int n_prompt) {
+    gemma_error err;
+    gemma_model *m;
+    gemma_model_options mo = {.numerics = numerics};
+    assert_int_equal(gemma_model_load(path, &mo, &m, &err), GEMMA_OK);
+    assert_int_equal(gemma_model_numerics(m), numerics == GEMMA_NUMERICS_AUTO ? GEMMA_NUMERICS_EXACT : numerics);
+    gemma_session *s;
+    gemma_session_options o = gemma_session_default_options();
+    o.n_ctx = 64;
+    o.n_batch = n_batch;
+    o.n_threads = 2;
+    assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
+    assert_true(n_prompt <= 16 && gemma_model_vocab_size(m) <= 512);
+    static float logits[16 * 512];
+    int32_t ids[16] = {1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61};
+    long before = allocations;
+    assert_true(before > 0);   /* the wrapper is live */
+    assert_int_equal(gemma_session_eval(s, ids, (size_t)n_prompt, GEMMA_LOGITS_ALL, logits, &err), GEMMA_OK);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(gemma_session_eval(s, &ids[i % n_prompt], 1, GEMMA_LOGITS_LAST, logits, &err), GEMMA_OK);
+    assert_int_equal(allocations, before);
+    gemma_session_free(s);
+    gemma_model_free(m);
+}
+
 static void test_eval_does_not_allocate(void **state) {
     (void)state;
     tu_model tm;
     tu_model_build(&tm);
     const char *dir = tu_dir("noalloc");
     tu_model_write(&tm, dir, NULL);
-    gemma_error err;
-    gemma_model *m;
-    assert_int_equal(gemma_model_load(dir, NULL, &m, &err), GEMMA_OK);
-    gemma_session *s;
-    gemma_session_options o = gemma_session_default_options();
-    o.n_ctx = 64;
-    o.n_batch = 8;
-    o.n_threads = 2;
-    assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
-    static float logits[8 * TU_V];
-    int32_t ids[8] = {1, 5, 9, 13, 17, 21, 25, 29};
-    long before = allocations;
-    assert_true(before > 0);   /* the wrapper is live */
-    assert_int_equal(gemma_session_eval(s, ids, 8, GEMMA_LOGITS_ALL, logits, &err), GEMMA_OK);
-    for (int i = 0; i < 40; i++)
-        assert_int_equal(gemma_session_eval(s, &ids[i % 8], 1, GEMMA_LOGITS_LAST, logits, &err), GEMMA_OK);
-    assert_int_equal(allocations, before);
-    gemma_session_free(s);
-    gemma_model_free(m);
+    eval_without_allocating(dir, GEMMA_NUMERICS_AUTO, 8, 8);
     tu_model_free(&tm);
 }
 
+/* GGUF weights in both numerics: llama.cpp's 8-bit input rows, f16-rounded
+ * inputs and attention lanes live in the session's scratch too (a 12-token
+ * prefill takes the many-rows paths, then single tokens). */
+static void test_gguf_eval_does_not_allocate(void **state) {
+    (void)state;
+    eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_EXACT, 16, 12);
+    eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_LLAMACPP, 16, 12);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_eval_does_not_allocate)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_eval_does_not_allocate),
+                                       cmocka_unit_test(test_gguf_eval_does_not_allocate)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,7 +154,7 @@ int cmd_chat(int argc, char **argv) {
     if (!(model_dir = cli_model_or_default(model_dir, "chat"))) return CLI_USAGE;
 
     cli_assets a;
-    if (cli_load_assets(model_dir, &a, 1) != CLI_OK) return CLI_FAIL;
+    if (cli_load_assets(model_dir, go.numerics, &a, 1) != CLI_OK) return CLI_FAIL;
     cli_gen_model_defaults(&go, a.model);
     int tty = isatty(STDIN_FILENO);
     int rc = CLI_FAIL;

@@ -5,6 +5,7 @@
  * every position ([n_tokens, vocab], row-major).  Reference scripts and tests
  * compare this file with transformers / mlx-lm output, so keep it stable. */
 #include "args.h"
+#include "common.h"
 #include "gemma.h"
 
 #include <stdio.h>
@@ -21,7 +22,8 @@ static const char *const help =
     "                       (default: all tokens in one prefill)\n"
     "  -o, --output FILE    where to write float32 logits [n_tokens, vocab]\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
-    "  --ctx N              context size (default: number of tokens)\n";
+    "  --ctx N              context size (default: number of tokens)\n"
+    "  --numerics MODE      auto | exact | llamacpp (see 'gemma run --help')\n";
 
 static int read_tokens_file(const char *path, int32_t **ids, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -39,6 +41,7 @@ static int read_tokens_file(const char *path, int32_t **ids, size_t *n) {
 int cmd_logits(int argc, char **argv) {
     const char *model_dir = NULL, *out_path = NULL, *tokens_arg = NULL, *tokens_file = NULL;
     long prefill = -1, threads = 0, ctx = 0;
+    gemma_numerics numerics = GEMMA_NUMERICS_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -59,6 +62,9 @@ int cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
             if (!cli_parse_int(v, 1, 256, &threads)) return cli_usage_error("logits", "bad --threads '%s'", v);
+        } else if (!strcmp(a, "--numerics")) {
+            if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
+            if (!cli_parse_numerics(v, "logits", &numerics)) return CLI_USAGE;
         } else if (!strcmp(a, "--ctx")) {
             if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
             if (!cli_parse_int(v, 1, 1 << 30, &ctx)) return cli_usage_error("logits", "bad --ctx '%s'", v);
@@ -86,7 +92,8 @@ int cmd_logits(int argc, char **argv) {
     gemma_model *model = NULL;
     gemma_session *session = NULL;
     float *logits = NULL;
-    if (gemma_model_load(model_dir, NULL, &model, &err) != GEMMA_OK) {
+    gemma_model_options mo = {.numerics = numerics};
+    if (gemma_model_load(model_dir, &mo, &model, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;
     }

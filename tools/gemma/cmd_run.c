@@ -94,7 +94,7 @@ int cmd_run(int argc, char **argv) {
     if (raw && system) return cli_usage_error("run", "--system needs the chat format (drop --raw)");
 
     cli_assets a;
-    if (cli_load_assets(model_dir, &a, !raw) != CLI_OK) return CLI_FAIL;
+    if (cli_load_assets(model_dir, go.numerics, &a, !raw) != CLI_OK) return CLI_FAIL;
     cli_gen_model_defaults(&go, a.model);
 
     int rc = CLI_FAIL;

@@ -75,10 +75,21 @@ const char *cli_model_or_default(const char *model_dir, const char *cmd) {
     return d;
 }
 
-int cli_load_assets(const char *model_dir, cli_assets *a, int need_chat) {
+int cli_parse_numerics(const char *v, const char *cmd, gemma_numerics *out) {
+    int n = gemma_numerics_parse(v);
+    if (n < 0) {
+        cli_usage_error(cmd, "bad --numerics '%s' (auto, exact or llamacpp)", v);
+        return 0;
+    }
+    *out = (gemma_numerics)n;
+    return 1;
+}
+
+int cli_load_assets(const char *model_dir, gemma_numerics numerics, cli_assets *a, int need_chat) {
     memset(a, 0, sizeof *a);
     gemma_error err;
-    if (gemma_model_load(model_dir, NULL, &a->model, &err) != GEMMA_OK) return cli_error("%s", err.message);
+    gemma_model_options mo = {.numerics = numerics};
+    if (gemma_model_load(model_dir, &mo, &a->model, &err) != GEMMA_OK) return cli_error("%s", err.message);
     if (gemma_tokenizer_load(model_dir, &a->tok, &err) != GEMMA_OK) {
         cli_free_assets(a);
         return cli_error("%s", err.message);
@@ -128,7 +139,10 @@ const char *const cli_gen_help =
     "  --seed S              random seed (default: from the clock; printed with the stats)\n"
     "  --stop TEXT           stop when TEXT appears (may repeat)\n"
     "  --ctx N               context size (default 4096)\n"
-    "  -t, --threads N       worker threads (default: all CPUs)\n";
+    "  -t, --threads N       worker threads (default: all CPUs)\n"
+    "  --numerics MODE       auto (default: llamacpp for GGUF files, else exact), exact (f32 math on the\n"
+    "                        weights as stored, like transformers / mlx-lm) or llamacpp (GGUF only: llama.cpp's\n"
+    "                        rounding step for step, so greedy output equals llama.cpp's)\n";
 
 void cli_gen_defaults(cli_gen_opts *o) {
     memset(o, 0, sizeof *o);
@@ -229,6 +243,9 @@ int cli_parse_gen_flag(int argc, char **argv, int *i, const char *cmd, cli_gen_o
         VALUE();
         if (!cli_parse_int(v, 1, 256, &n)) BAD();
         o->n_threads = (int)n;
+    } else if (!strcmp(a, "--numerics")) {
+        VALUE();
+        if (!cli_parse_numerics(v, cmd, &o->numerics)) return -1;
     } else {
         return 0;
     }

@@ -23,7 +23,9 @@ const char *cli_default_model(void);
 /* model_dir if given, else the default; NULL (after a usage message) if neither. */
 const char *cli_model_or_default(const char *model_dir, const char *cmd);
 
-int cli_load_assets(const char *model_dir, cli_assets *a, int need_chat);
+int cli_load_assets(const char *model_dir, gemma_numerics numerics, cli_assets *a, int need_chat);
+/* --numerics NAME -> *out; 0 (usage error printed) for an unknown name. */
+int cli_parse_numerics(const char *v, const char *cmd, gemma_numerics *out);
 void cli_free_assets(cli_assets *a);
 
 /* Sampling and generation flags shared by run and chat. */
@@ -35,6 +37,7 @@ typedef struct {
     const char *stops[16];    /* stop strings */
     int n_stops;
     int n_ctx, n_threads;
+    gemma_numerics numerics;  /* --numerics (0 = auto) */
 } cli_gen_opts;
 
 enum { CLI_SET_TEMP = 1, CLI_SET_TOP_K = 2, CLI_SET_TOP_P = 4, CLI_SET_MIN_P = 8 };
