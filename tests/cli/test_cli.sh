@@ -35,6 +35,25 @@ expect_fail "token range"   1 "outside the vocabulary" -- "$gemma" logits -m "$d
 expect_fail "ctx too small" 1 "do not fit"        -- "$gemma" logits -m "$dir" --tokens 1,2,3 --ctx 2 -o "$tmp/x.f32"
 [ ! -e "$tmp/x.f32" ] && ok "no output file after failures" || bad "output file written despite failure"
 
+# no -m and no default model installed (a copy of the binary away from the
+# repo, run from an empty folder, GEMMA_MODEL unset): a usage error saying how to get one
+mkdir -p "$tmp/lone/bin" "$tmp/lone/cwd"; cp "$gemma" "$tmp/lone/bin/gemma"
+( cd "$tmp/lone/cwd" && env -u GEMMA_MODEL "$tmp/lone/bin/gemma" run -p hi -n 1 >"$tmp/lone/out" 2>&1 ); rc=$?
+[ "$rc" = 2 ] && grep -q "no default model: bash scripts/setup.sh" "$tmp/lone/out" && ok "no default model: usage error" \
+  || bad "no default model: rc $rc, $(cat "$tmp/lone/out")"
+
+# --numerics: llamacpp is refused for safetensors, unknown names are usage errors; on a GGUF both run
+expect_fail "numerics name" 2 "bad --numerics"    -- "$gemma" logits -m "$dir" --tokens 1,2 --numerics fast -o "$tmp/x.f32"
+expect_fail "numerics st"   1 "numerics llamacpp is for GGUF" -- "$gemma" logits -m "$dir" --tokens 1,2 --numerics llamacpp -o "$tmp/x.f32"
+gg=$fixtures/gguf-mixed
+ggtok=$(tokens_of "$gg")
+"$gemma" logits -m "$gg/model.gguf" --tokens "$ggtok" --numerics exact -o "$tmp/ge.f32" 2>"$tmp/err" && \
+  e=$(rel_err "$tmp/ge.f32" "$gg/ref_hf.f32") && awk -v e="$e" 'BEGIN{exit !(e <= 2e-2)}' && ok "gguf --numerics exact rel $e" \
+  || bad "gguf --numerics exact: $(cat "$tmp/err")"
+"$gemma" logits -m "$gg/model.gguf" --tokens "$ggtok" -o "$tmp/gl.f32" 2>"$tmp/err" && \
+  cmp -s "$tmp/gl.f32" "$gg/ref_llamacpp_batch.f32" && ok "gguf default numerics = llama.cpp's logits, byte for byte" \
+  || bad "gguf default numerics: $(cat "$tmp/err")"
+
 # a failed run leaves an existing output file untouched
 echo keep >"$tmp/keep.f32"
 "$gemma" logits -m "$dir" --tokens 1,999999 -o "$tmp/keep.f32" 2>/dev/null
