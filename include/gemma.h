@@ -165,6 +165,19 @@ typedef enum {
 GEMMA_API gemma_status gemma_session_eval(gemma_session *session, const int32_t *tokens, size_t n,
                                           gemma_logits_mode mode, float *logits, gemma_error *err);
 
+/* Multimodal evaluation: as gemma_session_eval, except that every token equal
+ * to gemma_model_image_token(model) takes the next row of `embeds` ([n_embeds,
+ * hidden] floats, an image's embeddings in order) in place of its embedding,
+ * unscaled, as the reference splices image features.  Each run of such tokens
+ * is one image: its tokens also see each other (bidirectional attention, as
+ * transformers' Gemma 3); everything else stays causal.  A run is never split
+ * across batches, so it must fit in n_batch.  n_embeds must equal the number
+ * of image tokens. */
+GEMMA_API gemma_status gemma_session_eval_mm(gemma_session *session, const int32_t *tokens, size_t n,
+                                             const float *embeds, size_t n_embeds, gemma_logits_mode mode,
+                                             float *logits, gemma_error *err);
+/* The placeholder id of image embeddings (262144 for Gemma 3), -1 for a text-only model. */
+GEMMA_API int32_t gemma_model_image_token(const gemma_model *model);
 GEMMA_API int gemma_session_position(const gemma_session *session);  /* tokens in the cache */
 GEMMA_API int gemma_session_context_size(const gemma_session *session);
 GEMMA_API void gemma_session_reset(gemma_session *session);         /* empty the cache */

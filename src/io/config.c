@@ -308,6 +308,7 @@ gemma_status gm_config_parse(gm_config *cfg, const char *path, const char *text,
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->path, sizeof cfg->path, "%s", path);
     cfg->norm_shift = 1.0f;
+    cfg->image_token_id = -1;
     char jerr[160];
     gm_json_limits lim = {.max_bytes = 16u << 20, .max_depth = 32};
     cfg->doc = gm_json_parse(text, len, &lim, jerr, sizeof jerr);
@@ -329,6 +330,8 @@ gemma_status gm_config_parse(gm_config *cfg, const char *path, const char *text,
         const gm_json *t = gm_json_get(root, "text_config");
         if (!t) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: model_type gemma3 needs a text_config object", path);
         st = parse_gemma3_text(&c, t, root, cfg);
+        c.section = "";
+        if (!st) st = get_int(&c, root, "image_token_index", 262144, 0, 1 << 30, &cfg->image_token_id);
     } else {
         return gm_fail(err, GEMMA_ERR_UNSUPPORTED,
                        "%s: field model_type '%s' is not a supported architecture (gemma3, gemma3_text)", path, mt);

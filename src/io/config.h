@@ -41,6 +41,7 @@ typedef struct {
     float norm_shift;                    /* added to stored RMSNorm weights: 1 for HF/MLX (w), 0 for GGUF (1+w stored) */
     gm_layer_config *layers;             /* n_layers entries */
     int bos_token_id;
+    int image_token_id;                  /* multimodal: the placeholder image embeddings replace; -1 if none */
     int eos_token_ids[GM_MAX_EOS];
     int n_eos;
 

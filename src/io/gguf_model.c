@@ -191,6 +191,7 @@ static gemma_status config_from_gguf(const gm_gguf *g, gm_config *cfg, gemma_err
     cfg->arch = GM_ARCH_GEMMA3;
     snprintf(cfg->model_type, sizeof cfg->model_type, "gemma3_text");
     cfg->norm_shift = 0.0f;
+    cfg->image_token_id = -1;   /* set when an mmproj file joins the model */
 
     const gm_gguf_tensor *emb = gm_gguf_find_tensor(g, "token_embd.weight");
     if (!emb || emb->n_dims != 2)

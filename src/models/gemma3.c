@@ -242,11 +242,21 @@ static inline const float *value_at(const attention_task *t, int j, int kv_dim) 
     return j >= t->pos0 ? t->s->vn + (size_t)(j - t->pos0) * kv_dim : gm_kv_value(&t->s->kv, t->layer, j);
 }
 
-/* The first position query i of this step sees. */
-static inline int window_start(const attention_task *t, int qpos) {
-    const gm_config *c = t->s->model->cfg;
-    int lo = t->s->model->layers[t->layer].sliding ? qpos - c->sliding_window + 1 : 0;
-    return lo < 0 ? 0 : lo;
+/* The positions query i of this step sees: lo..hi.  Causal (and the window
+ * on sliding layers), or, for a token of an image run, also its whole run
+ * (transformers: (causal AND window) OR same image). */
+static inline void visible(const attention_task *t, int i, int *lo, int *hi) {
+    const gemma_session *s = t->s;
+    const gm_config *c = s->model->cfg;
+    int qpos = t->pos0 + i;
+    int first = s->model->layers[t->layer].sliding ? qpos - c->sliding_window + 1 : 0;
+    if (first < 0) first = 0;
+    *lo = first;
+    *hi = qpos;
+    if (s->step_mm) {
+        if (s->att_first[i] < *lo) *lo = s->att_first[i];
+        *hi = s->att_last[i];
+    }
 }
 
 static void attention_rows(void *arg, int thread, int n_threads) {
@@ -261,24 +271,24 @@ static void attention_rows(void *arg, int thread, int n_threads) {
     gm_split_range(t->n * H, 1, thread, n_threads, &begin, &end);
 
     for (int item = begin; item < end; item++) {
-        int i = item / H, h = item % H, kvh = h / group;
-        int qpos = t->pos0 + i, lo = window_start(t, qpos);
+        int i = item / H, h = item % H, kvh = h / group, lo, hi;
+        visible(t, i, &lo, &hi);
         const float *q = s->q + (size_t)i * H * Dh + (size_t)h * Dh;
         float mx = -INFINITY;
-        for (int j = lo; j <= qpos; j++) {
+        for (int j = lo; j <= hi; j++) {
             float v = k->dot_f32(q, key_at(t, j, kv_dim) + (size_t)kvh * Dh, Dh) * scale;
             p[j - lo] = v;
             if (v > mx) mx = v;
         }
         float sum = 0.0f;
-        for (int j = 0; j <= qpos - lo; j++) {
+        for (int j = 0; j <= hi - lo; j++) {
             p[j] = expf(p[j] - mx);
             sum += p[j];
         }
         float *out = s->att + (size_t)i * H * Dh + (size_t)h * Dh;
         memset(out, 0, (size_t)Dh * sizeof(float));
         float inv = 1.0f / sum;
-        for (int j = lo; j <= qpos; j++) k->axpy(p[j - lo] * inv, value_at(t, j, kv_dim) + (size_t)kvh * Dh, out, Dh);
+        for (int j = lo; j <= hi; j++) k->axpy(p[j - lo] * inv, value_at(t, j, kv_dim) + (size_t)kvh * Dh, out, Dh);
     }
 }
 
@@ -306,29 +316,29 @@ static void attention_rows_ggml(void *arg, int thread, int n_threads) {
     gm_split_range(t->n * H, 1, thread, n_threads, &begin, &end);
 
     for (int item = begin; item < end; item++) {
-        int i = item / H, h = item % H, kvh = h / group;
-        int qpos = t->pos0 + i, lo = window_start(t, qpos);
+        int i = item / H, h = item % H, kvh = h / group, lo, hi;
+        visible(t, i, &lo, &hi);
         const float *q = s->q + (size_t)i * H * Dh + (size_t)h * Dh;
         for (int d = 0; d < Dh; d++) q16[d] = f16_round(q[d] * scale);
 
         float mx = -INFINITY;
-        for (int j = lo; j <= qpos; j++) {
+        for (int j = lo; j <= hi; j++) {
             p[j] = k->dot_lanes(key_at(t, j, kv_dim) + (size_t)kvh * Dh, q16, Dh, groups);
             if (p[j] > mx) mx = p[j];
         }
         double sum = 0.0;
-        for (int c0 = lo & ~15; c0 <= qpos; c0 += 16) {
+        for (int c0 = lo & ~15; c0 <= hi; c0 += 16) {
             float e[16];
             for (int l = 0; l < 16; l++) {
                 int j = c0 + l;
-                e[l] = j >= lo && j <= qpos ? (p[j] = expf_ggml(p[j] - mx)) : 0.0f;
+                e[l] = j >= lo && j <= hi ? (p[j] = expf_ggml(p[j] - mx)) : 0.0f;
             }
             sum += (double)gm_lanes_reduce16(e);
         }
         float inv = (float)(1.0 / sum);
 
         memset(lanes, 0, (size_t)n_lanes * Dh * sizeof(float));
-        for (int j = lo; j <= qpos; j++)
+        for (int j = lo; j <= hi; j++)
             k->fma_row(f16_round(p[j] * inv), value_at(t, j, kv_dim) + (size_t)kvh * Dh,
                        lanes + (size_t)(j & (n_lanes - 1)) * Dh, Dh);
         /* gm_lanes_reduce, for every output dimension at once */
@@ -385,9 +395,16 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
     int ggml = m->numerics == GEMMA_NUMERICS_LLAMACPP;
     float eps = (float)c->rms_norm_eps;
 
-    /* embeddings: one row each, dequantized on the fly, times the scale */
+    /* embeddings: one row each, dequantized on the fly, times the scale;
+     * image tokens take their image's embeddings as given (unscaled) */
+    const float *image_row = s->step_mm ? s->step_embeds : NULL;
     for (int i = 0; i < n; i++) {
         float *x = s->x + (size_t)i * D;
+        if (image_row && tokens[i] == c->image_token_id) {
+            memcpy(x, image_row, (size_t)D * sizeof(float));
+            image_row += D;
+            continue;
+        }
         gm_weight_row(k, &m->embed, tokens[i], x, s->mm.per_thread[0] + D);
         for (int d = 0; d < D; d++) x[d] *= m->embed_scale;
     }

@@ -152,6 +152,11 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_option
     }
     free(window_of);
     if (!st) st = alloc_buffers(s, max_threads, err);
+    if (!st) {
+        s->att_first = calloc((size_t)s->n_batch, sizeof(int));
+        s->att_last = calloc((size_t)s->n_batch, sizeof(int));
+        if (!s->att_first || !s->att_last) st = gm_fail(err, GEMMA_ERR_NOMEM, "session: out of memory");
+    }
     if (!st) st = make_pool(s, o.n_threads, err);
     if (st) {
         gemma_session_free(s);
@@ -169,7 +174,86 @@ void gemma_session_free(gemma_session *s) {
     buffer_table(s, s->model, s->n_ctx, s->n_batch, 1, bufs);
     for (size_t i = 0; i < N_BUFFERS; i++) gm_free(&s->allocator, *bufs[i].p);
     free(s->mm.per_thread);
+    free(s->att_first);
+    free(s->att_last);
     free(s);
+}
+
+/* Checks shared by both entry points; image tokens are allowed (and counted) when embeds is given. */
+static gemma_status check_eval(gemma_session *s, const int32_t *tokens, size_t n, int image_token, size_t *n_image,
+                               gemma_logits_mode mode, float *logits, gemma_error *err) {
+    if (!s) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: session is NULL");
+    if (!tokens) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: tokens is NULL");
+    if (mode != GEMMA_LOGITS_NONE && !logits) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: logits is NULL");
+    if (mode != GEMMA_LOGITS_NONE && mode != GEMMA_LOGITS_LAST && mode != GEMMA_LOGITS_ALL)
+        return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: unknown logits mode %d", (int)mode);
+    int vocab = s->model->cfg->vocab_size;
+    *n_image = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (image_token >= 0 && tokens[i] == image_token) {
+            (*n_image)++;
+            continue;
+        }
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return gm_fail(err, GEMMA_ERR_ARG, "token %zu has id %d, outside the vocabulary [0, %d)", i,
+                           (int)tokens[i], vocab);
+    }
+    if (n > (size_t)(s->n_ctx - s->pos))
+        return gm_fail(err, GEMMA_ERR_CONTEXT_FULL, "%zu more tokens do not fit: %d of %d context positions used", n,
+                       s->pos, s->n_ctx);
+    return GEMMA_OK;
+}
+
+/* The end (exclusive) of the run of image tokens starting at i. */
+static size_t run_end(const int32_t *tokens, size_t n, size_t i, int image_token) {
+    while (i < n && tokens[i] == image_token) i++;
+    return i;
+}
+
+static gemma_status eval_steps(gemma_session *s, const int32_t *tokens, size_t n, const float *embeds,
+                               int image_token, gemma_logits_mode mode, float *logits, gemma_error *err) {
+    int vocab = s->model->cfg->vocab_size, D = s->model->cfg->hidden_size;
+    for (size_t done = 0; done < n;) {
+        size_t step = (n - done) < (size_t)s->n_batch ? n - done : (size_t)s->n_batch;
+        s->step_mm = 0;
+        if (embeds) {
+            /* an image run is never split: end the step before one that would not fit */
+            for (size_t i = done; i < done + step; i++) {
+                if (tokens[i] != image_token) continue;
+                size_t end = run_end(tokens, n, i, image_token);
+                if (end > done + step) {
+                    if (i == done)
+                        return gm_fail(err, GEMMA_ERR_ARG,
+                                       "an image of %zu tokens does not fit in one batch (n_batch %d)", end - i,
+                                       s->n_batch);
+                    step = i - done;
+                    break;
+                }
+                i = end - 1;
+            }
+            s->step_mm = 1;
+            s->step_embeds = embeds;
+            for (size_t i = 0; i < step; i++) {
+                int pos = s->pos + (int)i;
+                s->att_first[i] = s->att_last[i] = pos;
+                if (tokens[done + i] != image_token) continue;
+                size_t first = i, end = run_end(tokens + done, step, i, image_token);
+                for (; i < end; i++) {
+                    s->att_first[i] = s->pos + (int)first;
+                    s->att_last[i] = s->pos + (int)end - 1;
+                }
+                embeds += (end - first) * (size_t)D;
+                i = end - 1;
+            }
+        }
+        int last_step = done + step == n;
+        gemma_logits_mode m = mode == GEMMA_LOGITS_ALL ? mode : (last_step ? mode : GEMMA_LOGITS_NONE);
+        float *out = mode == GEMMA_LOGITS_ALL ? logits + done * (size_t)vocab : logits;
+        gm_gemma3_forward(s, tokens + done, (int)step, m, out);
+        done += step;
+    }
+    s->step_mm = 0;
+    return GEMMA_OK;
 }
 
 gemma_status gemma_session_eval(gemma_session *s, const int32_t *tokens, size_t n, gemma_logits_mode mode,
@@ -177,28 +261,30 @@ gemma_status gemma_session_eval(gemma_session *s, const int32_t *tokens, size_t 
     gm_ok(err);
     if (!s) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: session is NULL");
     if (n == 0) return GEMMA_OK;
-    if (!tokens) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: tokens is NULL");
-    if (mode != GEMMA_LOGITS_NONE && !logits) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: logits is NULL");
-    if (mode != GEMMA_LOGITS_NONE && mode != GEMMA_LOGITS_LAST && mode != GEMMA_LOGITS_ALL)
-        return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: unknown logits mode %d", (int)mode);
-    int vocab = s->model->cfg->vocab_size;
-    for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= vocab)
-            return gm_fail(err, GEMMA_ERR_ARG, "token %zu has id %d, outside the vocabulary [0, %d)", i,
-                           (int)tokens[i], vocab);
-    if (n > (size_t)(s->n_ctx - s->pos))
-        return gm_fail(err, GEMMA_ERR_CONTEXT_FULL, "%zu more tokens do not fit: %d of %d context positions used", n,
-                       s->pos, s->n_ctx);
-    for (size_t done = 0; done < n;) {
-        int step = (n - done) < (size_t)s->n_batch ? (int)(n - done) : s->n_batch;
-        int last_step = done + (size_t)step == n;
-        gemma_logits_mode m = mode == GEMMA_LOGITS_ALL ? mode : (last_step ? mode : GEMMA_LOGITS_NONE);
-        float *out = mode == GEMMA_LOGITS_ALL ? logits + done * (size_t)vocab : logits;
-        gm_gemma3_forward(s, tokens + done, step, m, out);
-        done += (size_t)step;
-    }
-    return GEMMA_OK;
+    size_t n_image = 0;
+    gemma_status st = check_eval(s, tokens, n, -1, &n_image, mode, logits, err);
+    return st ? st : eval_steps(s, tokens, n, NULL, -1, mode, logits, err);
 }
+
+gemma_status gemma_session_eval_mm(gemma_session *s, const int32_t *tokens, size_t n, const float *embeds,
+                                   size_t n_embeds, gemma_logits_mode mode, float *logits, gemma_error *err) {
+    gm_ok(err);
+    if (!s) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval_mm: session is NULL");
+    if (n == 0) return GEMMA_OK;
+    int image_token = s->model->cfg->image_token_id;
+    if (image_token < 0)
+        return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: this model takes no images (no image token)",
+                       gm_modeldir_source(&s->model->md));
+    size_t n_image = 0;
+    gemma_status st = check_eval(s, tokens, n, image_token, &n_image, mode, logits, err);
+    if (st) return st;
+    if (n_image != n_embeds)
+        return gm_fail(err, GEMMA_ERR_ARG, "%zu image tokens but %zu image embeddings", n_image, n_embeds);
+    if (n_embeds && !embeds) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval_mm: embeds is NULL");
+    return eval_steps(s, tokens, n, n_embeds ? embeds : NULL, image_token, mode, logits, err);
+}
+
+int32_t gemma_model_image_token(const gemma_model *m) { return m ? m->cfg->image_token_id : -1; }
 
 int gemma_session_position(const gemma_session *s) { return s ? s->pos : 0; }
 int gemma_session_context_size(const gemma_session *s) { return s ? s->n_ctx : 0; }

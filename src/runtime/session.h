@@ -30,12 +30,18 @@ struct gemma_session {
     float *scores;   /* [n_threads, n_ctx] attention weights */
     float *att_lanes;/* LLAMACPP: [n_threads, GM_ATT_LANE_ROWS, head_dim] the V product's 64 lane
                         accumulators and the f16-rounded query */
+    /* this step's images (gemma_session_eval_mm), read by the forward pass */
+    const float *step_embeds;  /* [image tokens of the step, hidden] replacing their embeddings */
+    int step_mm;               /* 1: att_first/att_last hold this step's image runs */
+    int *att_first, *att_last; /* [n_batch] a token of an image run also sees its run: first..last (absolute) */
     gm_matmul_scratch mm;
     float *mm_buffers;
     gemma_allocator allocator;
 };
 
-/* One batched step of at most n_batch tokens at positions pos.. (no checks). */
+/* One batched step of at most n_batch tokens at positions pos.. (no checks;
+ * with s->step_mm, tokens equal to the model's image token take rows of
+ * s->step_embeds and attend to their image run). */
 void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_logits_mode mode, float *logits);
 
 #endif
