@@ -296,6 +296,14 @@ GEMMA_API gemma_status gemma_chat_render_json(const gemma_chat_format *fmt, cons
                                               int add_generation_prompt, char *out, size_t cap, size_t *len,
                                               gemma_error *err);
 
+/* The processor's step after rendering: each <start_of_image> becomes
+ * "\n\n<start_of_image>" + tokens_per_image x "<image_soft_token>" +
+ * "<end_of_image>\n\n" (Gemma3Processor; 256 tokens for Gemma 3 / MedGemma).
+ * Output as gemma_chat_render's; *n_images (if not NULL) = images found.  An
+ * already expanded prompt is returned unchanged. */
+GEMMA_API gemma_status gemma_chat_expand_images(const char *text, size_t text_len, int tokens_per_image, char *out,
+                                                size_t cap, size_t *len, int *n_images, gemma_error *err);
+
 /* -------------------------------------------------------------- sampling */
 
 typedef struct {

@@ -573,3 +573,52 @@ gemma_status gemma_chat_render_json(const gemma_chat_format *f, const char *json
     gm_json_free(doc);
     return st;
 }
+
+/* ====================================================== image placeholders */
+
+/* Gemma3Processor: every <start_of_image> the template wrote becomes the
+ * image's full sequence, "\n\n<start_of_image>" + n x "<image_soft_token>" +
+ * "<end_of_image>\n\n" (spec 4.3); the soft tokens are what image embeddings
+ * replace.  A <start_of_image> already followed by soft tokens (an expanded
+ * prompt) is left alone, so expanding twice changes nothing. */
+gemma_status gemma_chat_expand_images(const char *text, size_t text_len, int tokens_per_image, char *out, size_t cap,
+                                      size_t *len, int *n_images, gemma_error *err) {
+    gm_ok(err);
+    static const char boi[] = "<start_of_image>", soft[] = "<image_soft_token>", eoi[] = "<end_of_image>";
+    if (!text) return gm_fail(err, GEMMA_ERR_ARG, "gemma_chat_expand_images: text is NULL");
+    if (tokens_per_image < 1 || tokens_per_image > 1 << 16)
+        return gm_fail(err, GEMMA_ERR_ARG, "gemma_chat_expand_images: tokens_per_image %d out of range",
+                       tokens_per_image);
+    if (!text_len) text_len = strlen(text);
+    gm_strbuf b;
+    gm_strbuf_init(&b);
+    int images = 0;
+    size_t i = 0, nb = sizeof boi - 1, ns = sizeof soft - 1;
+    while (i < text_len) {
+        const char *hit = NULL;
+        for (size_t j = i; j + nb <= text_len; j++)
+            if (memcmp(text + j, boi, nb) == 0) {
+                hit = text + j;
+                break;
+            }
+        if (!hit) break;
+        size_t at = (size_t)(hit - text);
+        gm_strbuf_append(&b, text + i, at - i);
+        i = at + nb;
+        images++;
+        if (i + ns <= text_len && memcmp(text + i, soft, ns) == 0) {   /* already expanded */
+            gm_strbuf_append(&b, boi, nb);
+            continue;
+        }
+        gm_strbuf_puts(&b, "\n\n");
+        gm_strbuf_puts(&b, boi);
+        for (int t = 0; t < tokens_per_image; t++) gm_strbuf_append(&b, soft, ns);
+        gm_strbuf_puts(&b, eoi);
+        gm_strbuf_puts(&b, "\n\n");
+    }
+    gm_strbuf_append(&b, text + i, text_len - i);
+    if (n_images) *n_images = images;
+    gemma_status st = b.ok ? copy_out(&b, out, cap, len, err) : gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+    gm_strbuf_free(&b);
+    return st;
+}

@@ -159,10 +159,57 @@ static void test_struct_messages(void **state) {
     gemma_chat_format_free(f);
 }
 
+/* Image placeholders expanded as Gemma3Processor does, then tokenized as HF
+ * tokenizers 0.23.3 tokenizes the same text (ids computed there: the "\n" of
+ * the turn and the "\n\n" before the image merge into one token, 109). */
+static void test_expand_images(void **state) {
+    (void)state;
+    gemma_chat_format *f;
+    gemma_tokenizer *tok;
+    gemma_error err;
+    assert_int_equal(gemma_chat_format_load(GEMMA_TOKENIZER_DIR, &f, &err), GEMMA_OK);
+    assert_int_equal(gemma_tokenizer_load(GEMMA_TOKENIZER_DIR, &tok, &err), GEMMA_OK);
+    gemma_chat_part parts[2] = {{GEMMA_PART_IMAGE, NULL, 0}, {GEMMA_PART_TEXT, "What is this?", 0}};
+    gemma_chat_message m = {"user", NULL, 0, parts, 2};
+    char rendered[512], expanded[1024], again[1024];
+    size_t len, len2;
+    int n_images = -1;
+    assert_int_equal(gemma_chat_render(f, &m, 1, 1, rendered, sizeof rendered, &len, &err), GEMMA_OK);
+    assert_string_equal(rendered, "<bos><start_of_turn>user\n<start_of_image>What is this?<end_of_turn>\n"
+                                  "<start_of_turn>model\n");
+    assert_int_equal(gemma_chat_expand_images(rendered, 0, 4, expanded, sizeof expanded, &len, &n_images, &err),
+                     GEMMA_OK);
+    assert_int_equal(n_images, 1);
+    assert_string_equal(expanded, "<bos><start_of_turn>user\n\n\n<start_of_image><image_soft_token><image_soft_token>"
+                                  "<image_soft_token><image_soft_token><end_of_image>\n\nWhat is this?<end_of_turn>\n"
+                                  "<start_of_turn>model\n");
+    static const int32_t want[] = {2,   105, 2364, 109, 255999, 262144, 262144, 262144, 262144, 256000,
+                                   108, 3689, 563, 672, 236881, 106,    107,    105,    4368,   107};
+    int32_t ids[64];
+    size_t n;
+    assert_int_equal(gemma_tokenize(tok, expanded, len, 0, ids, 64, &n, &err), GEMMA_OK);
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    assert_memory_equal(ids, want, sizeof want);
+    /* expanding an expanded prompt changes nothing; a small buffer says how much is needed */
+    assert_int_equal(gemma_chat_expand_images(expanded, len, 4, again, sizeof again, &len2, &n_images, &err), GEMMA_OK);
+    assert_string_equal(again, expanded);
+    assert_int_equal(n_images, 1);
+    assert_int_equal(gemma_chat_expand_images(rendered, 0, 256, again, sizeof again, &len2, NULL, &err),
+                     GEMMA_ERR_BUFFER);
+    assert_true(len2 > 256 * 18);
+    assert_int_equal(gemma_chat_expand_images(rendered, 0, 0, again, sizeof again, &len2, NULL, &err), GEMMA_ERR_ARG);
+    assert_int_equal(gemma_chat_expand_images("no images", 0, 4, again, sizeof again, &len2, &n_images, &err), GEMMA_OK);
+    assert_int_equal(n_images, 0);
+    assert_string_equal(again, "no images");
+    gemma_tokenizer_free(tok);
+    gemma_chat_format_free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recognition),
         cmocka_unit_test(test_struct_messages),
+        cmocka_unit_test(test_expand_images),
         cmocka_unit_test(test_cases_match_jinja2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
