@@ -101,6 +101,12 @@ typedef enum {
 typedef struct {
     const gemma_allocator *allocator;  /* NULL = malloc */
     gemma_numerics numerics;           /* 0 = AUTO */
+    /* Images.  A multimodal checkpoint folder (config.json with vision_config)
+     * brings its vision tower; a GGUF text model takes llama.cpp's separate
+     * mmproj file: `mmproj` names it, or a folder holding the model .gguf and
+     * one mmproj*.gguf pairs them.  text_only = 1 skips the vision tower. */
+    const char *mmproj;
+    int text_only;
 } gemma_model_options;
 
 /* Load a model directory: config.json plus model.safetensors or shards listed
@@ -178,6 +184,19 @@ GEMMA_API gemma_status gemma_session_eval_mm(gemma_session *session, const int32
                                              float *logits, gemma_error *err);
 /* The placeholder id of image embeddings (262144 for Gemma 3), -1 for a text-only model. */
 GEMMA_API int32_t gemma_model_image_token(const gemma_model *model);
+/* Whether the model has a vision tower (then the three below are > 0). */
+GEMMA_API int gemma_model_has_vision(const gemma_model *model);
+GEMMA_API int gemma_model_image_size(const gemma_model *model);      /* pixels per side the tower takes (896) */
+GEMMA_API int gemma_model_image_tokens(const gemma_model *model);    /* soft tokens per image (256) */
+/* The pixel normalization the tower was trained with: (v/255 - mean) / std per RGB channel. */
+GEMMA_API void gemma_model_image_norm(const gemma_model *model, float mean[3], float std[3]);
+/* Run the vision tower and projector on n_images pixel tensors ([n, 3, S, S]
+ * floats, CHW, normalized; S = gemma_model_image_size) with the session's
+ * threads: out receives n x gemma_model_image_tokens rows of hidden floats,
+ * ready for gemma_session_eval_mm.  The first call allocates the encoder's
+ * scratch (kept with the session); later calls allocate nothing. */
+GEMMA_API gemma_status gemma_session_encode_images(gemma_session *session, const float *pixels, int n_images,
+                                                   float *out, gemma_error *err);
 GEMMA_API int gemma_session_position(const gemma_session *session);  /* tokens in the cache */
 GEMMA_API int gemma_session_context_size(const gemma_session *session);
 GEMMA_API void gemma_session_reset(gemma_session *session);         /* empty the cache */
@@ -396,6 +415,95 @@ GEMMA_API gemma_status gemma_quantize(const char *in_dir, const char *out_dir, c
  * Setting the environment variable GEMMA_ISA to one of these before the first
  * call forces a lower path (for testing). */
 GEMMA_API const char *gemma_cpu_isa(void);
+
+/* ---------------------------------------------------------------- images */
+
+/* A decoded picture: 8-bit RGB, row-major, byte for byte what PIL's
+ * ImageOps.exif_transpose(Image.open(f)).convert("RGB") gives (the loading
+ * step of Hugging Face's load_image and of mlx-vlm).  PNG (1-16 bit grey,
+ * grey + alpha, RGB, RGBA, palette, interlaced), JPEG (baseline and
+ * progressive, grey or YCbCr, any chroma subsampling; decoded with
+ * libjpeg-turbo's rounding, as PIL does), BMP, GIF (first frame), binary
+ * PNM and TGA.  As in PIL: alpha is dropped, not composited; PNM samples are
+ * rescaled from their maxval; 16-bit PNG samples keep their high byte, except
+ * 16-bit grey PNG, which PIL clips to 255 (a 12- or 16-bit radiograph comes
+ * out nearly white, as it does in HF: window it to 8 bits first if that is
+ * not what you want); the EXIF orientation of JPEG and PNG files is
+ * applied.  CMYK/YCCK JPEGs, WebP, TIFF, PSD and others are refused
+ * (GEMMA_ERR_UNSUPPORTED); truncated files are errors, never partial images. */
+typedef struct gemma_image gemma_image;
+
+/* What the loader refuses before decoding, read from the file's header.  The
+ * defaults are PIL's DecompressionBombError threshold (2 x MAX_IMAGE_PIXELS),
+ * so every image Hugging Face opens opens here; they are also the maximum. */
+#define GEMMA_IMAGE_MAX_SIDE 65535
+#define GEMMA_IMAGE_MAX_PIXELS 178956970ull
+#define GEMMA_IMAGE_MAX_FILE_BYTES (1ull << 30)
+
+typedef struct {
+    uint32_t max_side;      /* width or height above this is refused; 0 = GEMMA_IMAGE_MAX_SIDE */
+    uint64_t max_pixels;    /* width * height above this is refused; 0 = GEMMA_IMAGE_MAX_PIXELS */
+} gemma_image_load_options;
+
+/* Decode a file (opts NULL: defaults).  Errors name the file and what is wrong. */
+GEMMA_API gemma_status gemma_image_load(const char *path, const gemma_image_load_options *opts, gemma_image **out,
+                                        gemma_error *err);
+/* Decode size bytes in memory; `name` (NULL: "image") is used in error
+ * messages, and its extension is what lets a TGA file (which has no magic
+ * number) be recognised. */
+GEMMA_API gemma_status gemma_image_load_memory(const void *data, size_t size, const char *name,
+                                               const gemma_image_load_options *opts, gemma_image **out,
+                                               gemma_error *err);
+/* Wrap pixels decoded elsewhere: width * height RGB triplets, `stride` bytes
+ * from one row to the next (0: width * 3).  The pixels are copied. */
+GEMMA_API gemma_status gemma_image_from_rgb(const uint8_t *rgb, int width, int height, size_t stride,
+                                            gemma_image **out, gemma_error *err);
+GEMMA_API void gemma_image_free(gemma_image *img);
+GEMMA_API int gemma_image_width(const gemma_image *img);    /* after the EXIF orientation */
+GEMMA_API int gemma_image_height(const gemma_image *img);
+/* The pixels: height rows of width * 3 bytes, no padding. */
+GEMMA_API const uint8_t *gemma_image_rgb(const gemma_image *img);
+/* "png", "jpeg", "bmp", "gif", "pnm", "tga" or "rgb" (gemma_image_from_rgb). */
+GEMMA_API const char *gemma_image_format(const gemma_image *img);
+
+typedef enum {
+    GEMMA_LAYOUT_CHW = 0,   /* [crop][channel][y][x]: Hugging Face pixel_values */
+    GEMMA_LAYOUT_HWC = 1    /* [crop][y][x][channel]: MLX / NHWC convolutions */
+} gemma_pixel_layout;
+
+/* Hugging Face Gemma3ImageProcessor (the PIL one; mlx-vlm's use_fast=False):
+ * resize to size x size ignoring the aspect ratio with PIL's antialiased
+ * BILINEAR (bit-exact, uint8 after each pass), v / 255 in float64 rounded
+ * to float32, then (v - mean) / std in float32.  Pan and scan, when on,
+ * cuts a long image into 2..max crops along its long side and processes each
+ * like the whole; the output is the whole image first, then the crops, left
+ * to right or top to bottom (HF's order). */
+typedef struct {
+    int size;                         /* output side (896 for Gemma 3 / MedGemma) */
+    float mean[3], std[3];            /* per channel, RGB order (0.5, 0.5, 0.5) */
+    int pan_and_scan;                 /* 0 = off (the Gemma 3 default) */
+    int pan_and_scan_min_crop_size;   /* 256: no crop side below this */
+    int pan_and_scan_max_num_crops;   /* 4 */
+    double pan_and_scan_min_ratio_to_activate;  /* 1.2: long/short side ratio that turns it on */
+    gemma_pixel_layout layout;        /* GEMMA_LAYOUT_CHW */
+    int pillow_version;               /* whose resize pass order to match, as major * 100 + minor: 0 = Pillow
+                                         13.0 and later (default); 1202 = 12.2 .. 12.x; 1201 = 12.1 and
+                                         earlier.  Pillow changed when it resizes vertically first, which moves
+                                         some pixels of tall images by one level */
+} gemma_preprocess_options;
+
+GEMMA_API gemma_preprocess_options gemma_preprocess_default_options(void);
+/* How many images (1 + pan-and-scan crops) preprocessing produces; 0 if the options are invalid. */
+GEMMA_API int gemma_image_n_crops(const gemma_image *img, const gemma_preprocess_options *opts);
+/* How many floats the output needs: n_crops * 3 * size * size (0 if invalid). */
+GEMMA_API size_t gemma_image_preprocess_floats(const gemma_image *img, const gemma_preprocess_options *opts);
+/* Write the model's pixel values (opts NULL: defaults) into out.  *n_floats
+ * (if not NULL) receives the count needed and *n_crops the number of images;
+ * if cap is smaller the call returns GEMMA_ERR_BUFFER and writes nothing (out
+ * may be NULL with cap 0 to ask).  Invalid options fail with GEMMA_ERR_ARG. */
+GEMMA_API gemma_status gemma_image_preprocess(const gemma_image *img, const gemma_preprocess_options *opts,
+                                              float *out, size_t cap, size_t *n_floats, int *n_crops,
+                                              gemma_error *err);
 
 #ifdef __cplusplus
 }

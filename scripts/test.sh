@@ -24,7 +24,7 @@ if command -v clang >/dev/null; then
   step "sanitizer tests" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     GEMMA_PARITY_THREADS=2 ctest --test-dir build-asan -LE real --output-on-failure
   # fuzzers: the library instrumented for coverage too, in a build of its own
-  fuzzers="fuzz_json fuzz_safetensors fuzz_tokenizer fuzz_gguf"
+  fuzzers="fuzz_json fuzz_safetensors fuzz_tokenizer fuzz_gguf fuzz_image"
   step "fuzz build" bash -c "CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_SANITIZE=ON -DGEMMA_FUZZ=ON >/dev/null && cmake --build build-fuzz -j$jobs --target $fuzzers"
   for f in $fuzzers; do
     corpus=tests/fuzz/corpus/${f#fuzz_}
@@ -37,9 +37,9 @@ fi
 # NEON kernels: cross-compile for aarch64 and run the kernel, quantization
 # and parity tests under qemu (NEON path only, one thread: emulation is slow)
 if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
-  step "aarch64 cross build" bash -c "cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build-arm64 -j$jobs --target test_kernels test_quant test_parity"
+  step "aarch64 cross build" bash -c "cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build-arm64 -j$jobs --target test_kernels test_quant test_parity test_siglip test_mm_parity"
   step "aarch64 NEON tests (qemu)" env GEMMA_PARITY_ISAS=neon GEMMA_PARITY_THREADS=1 \
-    ctest --test-dir build-arm64 -R '^test_(kernels|quant|parity)$' --output-on-failure
+    ctest --test-dir build-arm64 -R '^test_(kernels|quant|parity|siglip|mm_parity)$' --output-on-failure
 else
   echo "aarch64 cross compiler or qemu-aarch64 not found: NEON steps skipped"; failed=$((failed+1))
 fi

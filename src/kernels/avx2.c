@@ -506,6 +506,62 @@ static void avx2_gelu_tanh(float *x, int n) {
     if (i < n) store_tail8(x + i, gelu8(load_tail8(x + i, n - i)), n - i);
 }
 
+/* 8 x 8 in-register transpose: r[i] row i in, r[c] column c out. */
+static inline void transpose8x8(__m256 *r) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+static void avx2_pack_t(const float *src, size_t ld, int rows, int cols, int width, float *dst) {
+    for (int r0 = 0; r0 < width; r0 += 8) {
+        int lanes = width - r0 < 8 ? width - r0 : 8, live = rows - r0;
+        int c0 = 0;
+        for (; c0 + 8 <= cols; c0 += 8) {
+            __m256 v[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = i < live ? _mm256_loadu_ps(src + (size_t)(r0 + i) * ld + c0) : _mm256_setzero_ps();
+            transpose8x8(v);
+            for (int c = 0; c < 8; c++) {
+                if (lanes == 8) _mm256_storeu_ps(dst + (size_t)(c0 + c) * width + r0, v[c]);
+                else store_tail8(dst + (size_t)(c0 + c) * width + r0, v[c], lanes);
+            }
+        }
+        for (; c0 < cols; c0++)
+            for (int i = 0; i < lanes; i++) dst[(size_t)c0 * width + r0 + i] = i < live ? src[(size_t)(r0 + i) * ld + c0] : 0.0f;
+    }
+}
+
+static void avx2_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
+    __m256 vs = _mm256_set1_ps(scale);
+    int c0 = 0;
+    for (; c0 + 8 <= width; c0 += 8) {
+        __m256 mx = _mm256_set1_ps(-INFINITY), sum = _mm256_setzero_ps();
+        for (int r = 0; r < rows; r++) mx = _mm256_max_ps(mx, _mm256_loadu_ps(p + (size_t)r * width + c0));
+        __m256 shift = _mm256_mul_ps(mx, vs);
+        for (int r = 0; r < rows; r++) {
+            float *x = p + (size_t)r * width + c0;
+            __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x), vs, shift));
+            _mm256_storeu_ps(x, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        _mm256_storeu_ps(inv + c0, _mm256_div_ps(_mm256_set1_ps(1.0f), sum));
+    }
+    if (c0 < width) gm_ref_softmax_cols(p + c0, rows, width - c0, width, scale, inv + c0);
+}
+
 const gm_kernels gm_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = avx2_dot_f32,
@@ -530,4 +586,6 @@ const gm_kernels gm_kernels_avx2 = {
     .exp_sum = avx2_exp_sum,
     .max_f32 = avx2_max_f32,
     .gelu_tanh = avx2_gelu_tanh,
+    .pack_t = avx2_pack_t,
+    .softmax_cols = avx2_softmax_cols,
 };

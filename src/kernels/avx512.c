@@ -370,6 +370,11 @@ enum { AVX512_MR = 12, AVX512_NR = 32 };
 
 static void avx512_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n,
                             int accumulate) {
+    /* the C tile usually lives in L2/L3 (the caller sweeps C once per KC): fetch it while the loop runs */
+    for (int i = 0; i < m; i++) {
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
 #define GM_Z(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
     GM_Z(0) GM_Z(1) GM_Z(2) GM_Z(3) GM_Z(4) GM_Z(5) GM_Z(6) GM_Z(7) GM_Z(8) GM_Z(9) GM_Z(10) GM_Z(11)
 #undef GM_Z
@@ -471,6 +476,68 @@ static void avx512_gelu_tanh(float *x, int n) {
     }
 }
 
+/* 16 x 16 in-register transpose: r[i] row i in, r[c] column c out. */
+static inline void transpose16x16(__m512 *r) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+
+/* 16 destination lanes (rows) x 16 columns at a time through the transpose. */
+static void avx512_pack_t(const float *src, size_t ld, int rows, int cols, int width, float *dst) {
+    for (int r0 = 0; r0 < width; r0 += 16) {
+        int lanes = width - r0 < 16 ? width - r0 : 16, live = rows - r0;
+        __mmask16 sm = tail16(lanes);
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            int nc = cols - c0 < 16 ? cols - c0 : 16;
+            __mmask16 lm = tail16(nc);
+            __m512 v[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                v[i] = i < live ? _mm512_maskz_loadu_ps(lm, src + (size_t)(r0 + i) * ld + c0) : _mm512_setzero_ps();
+            transpose16x16(v);
+            for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(dst + (size_t)(c0 + c) * width + r0, sm, v[c]);
+        }
+    }
+}
+
+static void avx512_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
+    __m512 vs = _mm512_set1_ps(scale);
+    for (int c0 = 0; c0 < width; c0 += 16) {
+        __mmask16 m = tail16(width - c0 < 16 ? width - c0 : 16);
+        __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
+        for (int r = 0; r < rows; r++) mx = _mm512_max_ps(mx, _mm512_maskz_loadu_ps(m, p + (size_t)r * width + c0));
+        __m512 shift = _mm512_mul_ps(mx, vs);
+        for (int r = 0; r < rows; r++) {
+            float *x = p + (size_t)r * width + c0;
+            __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, x), vs, shift));
+            _mm512_mask_storeu_ps(x, m, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        _mm512_mask_storeu_ps(inv + c0, m, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+    }
+}
+
 const gm_kernels gm_kernels_avx512 = {
     .name = "avx512",
     .dot_f32 = avx512_dot_f32,
@@ -495,4 +562,6 @@ const gm_kernels gm_kernels_avx512 = {
     .exp_sum = avx512_exp_sum,
     .max_f32 = avx512_max_f32,
     .gelu_tanh = avx512_gelu_tanh,
+    .pack_t = avx512_pack_t,
+    .softmax_cols = avx512_softmax_cols,
 };

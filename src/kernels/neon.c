@@ -461,6 +461,53 @@ static void neon_gelu_tanh(float *x, int n) {
     }
 }
 
+/* 4 x 4 blocks through vtrn / vcombine. */
+static void neon_pack_t(const float *src, size_t ld, int rows, int cols, int width, float *dst) {
+    for (int r0 = 0; r0 < width; r0 += 4) {
+        int lanes = width - r0 < 4 ? width - r0 : 4, live = rows - r0;
+        int c0 = 0;
+        for (; c0 + 4 <= cols; c0 += 4) {
+            float32x4_t v[4];
+            for (int i = 0; i < 4; i++) v[i] = i < live ? vld1q_f32(src + (size_t)(r0 + i) * ld + c0) : vdupq_n_f32(0);
+            float32x4x2_t a = vtrnq_f32(v[0], v[1]), b = vtrnq_f32(v[2], v[3]);
+            float32x4_t col[4] = {vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0])),
+                                  vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1])),
+                                  vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0])),
+                                  vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]))};
+            for (int c = 0; c < 4; c++) {
+                float *d = dst + (size_t)(c0 + c) * width + r0;
+                if (lanes == 4) {
+                    vst1q_f32(d, col[c]);
+                } else {
+                    float t[4];
+                    vst1q_f32(t, col[c]);
+                    memcpy(d, t, (size_t)lanes * sizeof(float));
+                }
+            }
+        }
+        for (; c0 < cols; c0++)
+            for (int i = 0; i < lanes; i++) dst[(size_t)c0 * width + r0 + i] = i < live ? src[(size_t)(r0 + i) * ld + c0] : 0.0f;
+    }
+}
+
+static void neon_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
+    float32x4_t vs = vdupq_n_f32(scale);
+    int c0 = 0;
+    for (; c0 + 4 <= width; c0 += 4) {
+        float32x4_t mx = vdupq_n_f32(-INFINITY), sum = vdupq_n_f32(0);
+        for (int r = 0; r < rows; r++) mx = vmaxq_f32(mx, vld1q_f32(p + (size_t)r * width + c0));
+        float32x4_t shift = vmulq_f32(mx, vs);
+        for (int r = 0; r < rows; r++) {
+            float *x = p + (size_t)r * width + c0;
+            float32x4_t e = exp4(vsubq_f32(vmulq_f32(vld1q_f32(x), vs), shift));
+            vst1q_f32(x, e);
+            sum = vaddq_f32(sum, e);
+        }
+        vst1q_f32(inv + c0, vdivq_f32(vdupq_n_f32(1.0f), sum));
+    }
+    if (c0 < width) gm_ref_softmax_cols(p + c0, rows, width - c0, width, scale, inv + c0);
+}
+
 const gm_kernels gm_kernels_neon = {
     .name = "neon",
     .dot_f32 = neon_dot_f32,
@@ -485,4 +532,6 @@ const gm_kernels gm_kernels_neon = {
     .exp_sum = neon_exp_sum,
     .max_f32 = neon_max_f32,
     .gelu_tanh = neon_gelu_tanh,
+    .pack_t = neon_pack_t,
+    .softmax_cols = neon_softmax_cols,
 };

@@ -137,6 +137,29 @@ static void ref_gelu_tanh(float *x, int n) {
     }
 }
 
+static void ref_pack_t(const float *src, size_t ld, int rows, int cols, int width, float *dst) {
+    for (int c = 0; c < cols; c++)
+        for (int r = 0; r < width; r++) dst[(size_t)c * width + r] = r < rows ? src[(size_t)r * ld + c] : 0.0f;
+}
+
+void gm_ref_softmax_cols(float *p, int rows, int ncols, int stride, float scale, float *inv) {
+    for (int c = 0; c < ncols; c++) {
+        float m = p[c];
+        for (int r = 1; r < rows; r++) m = p[(size_t)r * stride + c] > m ? p[(size_t)r * stride + c] : m;
+        float shift = m * scale, s = 0.0f;
+        for (int r = 0; r < rows; r++) {
+            float *x = &p[(size_t)r * stride + c];
+            *x = expf(*x * scale - shift);
+            s += *x;
+        }
+        inv[c] = 1.0f / s;
+    }
+}
+
+static void ref_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
+    gm_ref_softmax_cols(p, rows, width, width, scale, inv);
+}
+
 const gm_kernels gm_kernels_ref = {
     .name = "scalar",
     .dot_f32 = ref_dot_f32,
@@ -161,4 +184,6 @@ const gm_kernels gm_kernels_ref = {
     .exp_sum = ref_exp_sum,
     .max_f32 = ref_max_f32,
     .gelu_tanh = ref_gelu_tanh,
+    .pack_t = ref_pack_t,
+    .softmax_cols = ref_softmax_cols,
 };

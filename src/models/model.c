@@ -5,9 +5,11 @@
 #include "core/error.h"
 #include "quant/ggml_blocks.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *kind_name(const gm_weight *w, char *buf, size_t n) {
     switch (w->kind) {
@@ -33,7 +35,89 @@ static void describe(gemma_model *m) {
              kind_name(&m->layers[0].q, k1, sizeof k1), kind_name(&m->layers[0].down, k2, sizeof k2),
              m->lm_head.data == m->embed.data ? "tied" : "separate", (double)m->weight_bytes / 1e6,
              gemma_numerics_name(m->numerics));
+    if (m->vision) {
+        const gm_vision_config *v = &m->vision->cfg;
+        size_t len = strlen(m->description);
+        snprintf(m->description + len, sizeof m->description - len,
+                 "; vision: %dx%d px, patch %d, %d layers, hidden %d, %d tokens per image (%s)", v->image_size,
+                 v->image_size, v->patch_size, v->layers, v->hidden, v->tokens_per_image,
+                 m->mmproj ? "mmproj" : "in the checkpoint");
+    }
 }
+
+/* ================================================================= vision */
+
+#define GEMMA3_IMAGE_TOKEN 262144   /* <image_soft_token> in every Gemma 3 vocabulary */
+
+/* The mmproj*.gguf beside a GGUF model loaded from a folder ("" if none; ambiguous if several). */
+static gemma_status sibling_mmproj(const gm_modeldir *md, char *out, size_t n, gemma_error *err) {
+    out[0] = 0;
+    DIR *d = opendir(md->dir);
+    if (!d) return GEMMA_OK;
+    struct dirent *de;
+    int found = 0;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (strncmp(de->d_name, "mmproj", 6) != 0 || len < 5 || strcmp(de->d_name + len - 5, ".gguf") != 0) continue;
+        if (found++) break;
+        snprintf(out, n, "%s/%s", md->dir, de->d_name);
+    }
+    closedir(d);
+    if (found > 1)
+        return gm_fail(err, GEMMA_ERR_ARG, "%s: several mmproj*.gguf files; name one (--mmproj)", md->dir);
+    return GEMMA_OK;
+}
+
+static int is_directory(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static gemma_status attach_vision(gemma_model *m, const char *path, const gemma_model_options *opts,
+                                  gemma_error *err) {
+    const gm_modeldir *md = &m->md;
+    const char *mmproj = opts ? opts->mmproj : NULL;
+    if (opts && opts->text_only) return GEMMA_OK;
+    char sibling[2048];
+    gemma_status st;
+    if (!mmproj && md->gguf && is_directory(path)) {
+        if ((st = sibling_mmproj(md, sibling, sizeof sibling, err))) return st;
+        if (sibling[0]) mmproj = sibling;
+    }
+    if (mmproj && !md->gguf)
+        return gm_fail(err, GEMMA_ERR_ARG, "%s: an mmproj file goes with a GGUF text model; this folder is "
+                       "safetensors (its vision tower, if any, is in the folder)", md->dir);
+    if (!mmproj && (md->gguf || !gm_json_get(gm_json_root(md->cfg.doc), "vision_config"))) return GEMMA_OK;
+
+    m->vision = calloc(1, sizeof *m->vision);
+    if (!m->vision) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+    if (mmproj) {
+        m->mmproj = calloc(1, sizeof *m->mmproj);
+        if (!m->mmproj) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+        if ((st = gm_mmproj_open(m->mmproj, mmproj, err))) return st;
+        if ((st = gm_vision_bind_mmproj(m->vision, m->mmproj, err))) return st;
+        m->md.cfg.image_token_id = GEMMA3_IMAGE_TOKEN;
+    } else if ((st = gm_vision_bind(m->vision, md, err))) {
+        return st;
+    }
+    if (m->vision->cfg.projection_dim != m->cfg->hidden_size)
+        return gm_fail(err, GEMMA_ERR_FORMAT, "%s: the vision projector gives %d values per token, the text model "
+                       "takes %d (a mmproj for another model?)", m->vision->source, m->vision->cfg.projection_dim,
+                       m->cfg->hidden_size);
+    return GEMMA_OK;
+}
+
+int gemma_model_has_vision(const gemma_model *m) { return m && m->vision; }
+int gemma_model_image_size(const gemma_model *m) { return m && m->vision ? m->vision->cfg.image_size : 0; }
+int gemma_model_image_tokens(const gemma_model *m) { return m && m->vision ? m->vision->cfg.tokens_per_image : 0; }
+void gemma_model_image_norm(const gemma_model *m, float mean[3], float std[3]) {
+    for (int c = 0; c < 3; c++) {
+        mean[c] = m && m->vision ? m->vision->cfg.mean[c] : GM_VISION_DEFAULT_MEAN;
+        std[c] = m && m->vision ? m->vision->cfg.std[c] : GM_VISION_DEFAULT_STD;
+    }
+}
+
+/* ================================================================== load */
 
 gemma_status gemma_model_load(const char *path, const gemma_model_options *opts, gemma_model **out,
                               gemma_error *err) {
@@ -64,6 +148,7 @@ gemma_status gemma_model_load(const char *path, const gemma_model_options *opts,
     }
     m->numerics = numerics;
     st = gm_gemma3_bind(m, err);
+    if (!st) st = attach_vision(m, path, opts, err);
     if (st) {
         gemma_model_free(m);
         return st;
@@ -75,6 +160,10 @@ gemma_status gemma_model_load(const char *path, const gemma_model_options *opts,
 
 void gemma_model_free(gemma_model *m) {
     if (!m) return;
+    if (m->vision) gm_vision_free(m->vision);
+    free(m->vision);
+    if (m->mmproj) gm_mmproj_close(m->mmproj);
+    free(m->mmproj);
     gm_modeldir_close(&m->md);
     free(m->layers);
     free(m->vectors);

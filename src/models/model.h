@@ -7,6 +7,7 @@
 #include "gemma.h"
 #include "io/modeldir.h"
 #include "kernels/matmul.h"
+#include "models/siglip.h"
 
 typedef struct {
     gm_weight q, k, v, o;
@@ -30,7 +31,9 @@ struct gemma_model {
     int f16_inputs;                /* LLAMACPP with F16 matrices: sessions need matmul scratch xf */
     uint64_t weight_bytes;
     int max_cols;                  /* widest matrix row, for scratch sizing */
-    char description[512];
+    gm_vision *vision;             /* the vision tower, or NULL (text only) */
+    gm_mmproj *mmproj;             /* the mmproj file it lives in (GGUF models), or NULL */
+    char description[768];
     gemma_allocator allocator;
 };
 

@@ -174,6 +174,7 @@ void gemma_session_free(gemma_session *s) {
     buffer_table(s, s->model, s->n_ctx, s->n_batch, 1, bufs);
     for (size_t i = 0; i < N_BUFFERS; i++) gm_free(&s->allocator, *bufs[i].p);
     free(s->mm.per_thread);
+    if (s->vision.mem) gm_vision_scratch_free(&s->vision);
     free(s->att_first);
     free(s->att_last);
     free(s);
@@ -285,6 +286,24 @@ gemma_status gemma_session_eval_mm(gemma_session *s, const int32_t *tokens, size
 }
 
 int32_t gemma_model_image_token(const gemma_model *m) { return m ? m->cfg->image_token_id : -1; }
+
+gemma_status gemma_session_encode_images(gemma_session *s, const float *pixels, int n_images, float *out,
+                                         gemma_error *err) {
+    gm_ok(err);
+    if (!s) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_encode_images: session is NULL");
+    const gm_vision *v = s->model->vision;
+    if (!v)
+        return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: this model has no vision tower (a GGUF needs its mmproj file)",
+                       gm_modeldir_source(&s->model->md));
+    if (n_images < 1 || !pixels || !out)
+        return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_encode_images: %d images, pixels %p, out %p", n_images,
+                       (const void *)pixels, (void *)out);
+    if (!s->vision.mem) {
+        gemma_status st = gm_vision_scratch_alloc(&s->vision, v, s->mm.n_threads, &s->allocator, err);
+        if (st) return st;
+    }
+    return gm_vision_encode(v, s->pool, s->k, pixels, n_images, out, &s->vision, err);
+}
 
 int gemma_session_position(const gemma_session *s) { return s ? s->pos : 0; }
 int gemma_session_context_size(const gemma_session *s) { return s ? s->n_ctx : 0; }

@@ -34,6 +34,7 @@ struct gemma_session {
     const float *step_embeds;  /* [image tokens of the step, hidden] replacing their embeddings */
     int step_mm;               /* 1: att_first/att_last hold this step's image runs */
     int *att_first, *att_last; /* [n_batch] a token of an image run also sees its run: first..last (absolute) */
+    gm_vision_scratch vision;  /* allocated by the first gemma_session_encode_images */
     gm_matmul_scratch mm;
     float *mm_buffers;
     gemma_allocator allocator;

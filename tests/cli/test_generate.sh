@@ -100,5 +100,36 @@ for c in run chat tokenize info logits; do
   "$gemma" $c --help >/dev/null 2>&1 && ok "$c --help" || bad "$c --help"
 done
 
+# ---- images: a multimodal model (random SigLIP tower) with the real tokenizer
+mm=$tmp/mm
+"$make_model" "$mm" "$tokdir" --vision || { echo "FAIL make_test_model --vision"; exit 1; }
+img=$(dirname "$0")/../fixtures/mm/e2e-f32-hub/image0.png
+jpg=$(dirname "$0")/../fixtures/mm/e2e-f32-hub/image1.jpg
+"$gemma" run -m "$mm" --image "$img" -p "What is this?" -n 6 --temp 0 -t 2 >"$tmp/i1.txt" 2>"$tmp/i1.err"; rc=$?
+"$gemma" run -m "$mm" --image "$img" -p "What is this?" -n 6 --temp 0 -t 1 >"$tmp/i2.txt" 2>/dev/null
+check "run --image (1 vs 2 threads the same)" '[ $rc = 0 ] && cmp -s "$tmp/i1.txt" "$tmp/i2.txt" && grep -q "prompt: 17 tokens" "$tmp/i1.err"'
+"$gemma" run -m "$mm" --image "$jpg" -p "What is this?" -n 6 --temp 0 -t 2 >"$tmp/i3.txt" 2>/dev/null
+"$gemma" run -m "$mm" -p "What is this?" -n 6 --temp 0 -t 2 >"$tmp/i4.txt" 2>"$tmp/i4.err"
+check "run --image twice: two images in the prompt" '"$gemma" run -m "$mm" --image "$img" --image "$jpg" -p "Compare." -n 2 --temp 0 2>&1 >/dev/null | grep -q "prompt: 19 tokens"'
+# "\n\n<start_of_image><image_soft_token><end_of_image>\n\n" after "user\n": 4 more tokens per image
+check "run without the image: 4 tokens fewer" 'grep -q "prompt: 13 tokens" "$tmp/i4.err"'
+"$gemma" run -m "$m" --image "$img" -p "hi" -n 2 >/dev/null 2>"$tmp/err"; rc=$?
+check "run --image on a text-only model fails" '[ $rc = 1 ] && grep -q "takes no images" "$tmp/err"'
+"$gemma" run -m "$mm" --image "$tmp/none.png" -p "hi" -n 2 >/dev/null 2>"$tmp/err"; rc=$?
+check "run --image of a missing file names it" '[ $rc = 1 ] && grep -q "none.png" "$tmp/err"'
+echo "not an image" >"$tmp/text.png"
+"$gemma" run -m "$mm" --image "$tmp/text.png" -p "hi" -n 2 >/dev/null 2>"$tmp/err"; rc=$?
+check "run --image of a non-image fails" '[ $rc = 1 ] && grep -q "text.png" "$tmp/err"'
+"$gemma" run -m "$mm" --raw --image "$img" -p "hi" -n 2 >/dev/null 2>"$tmp/err"; rc=$?
+check "--raw --image is a usage error" '[ $rc = 2 ]'
+printf '/image %s\nWhat is this?\nAnd now?\n' "$img" | "$gemma" chat -m "$mm" -n 3 --temp 0 >"$tmp/c.txt" 2>"$tmp/c.err"; rc=$?
+check "chat /image: attached, then reused from the cache" '[ $rc = 0 ] && grep -q "image 1 attached" "$tmp/c.txt" && grep -q "prompt: 17 tokens (0 reused" "$tmp/c.err" && grep -q "reused from cache" "$tmp/c.err"'
+printf '/image %s\nhi\n' "$tmp/none.png" | "$gemma" chat -m "$mm" -n 2 --temp 0 >/dev/null 2>"$tmp/err"; rc=$?
+check "chat /image of a missing file: an error, the chat goes on" '[ $rc = 0 ] && grep -q "none.png" "$tmp/err"'
+"$gemma" logits -m "$mm" --tokens 2,262144,9259 --image "$img" -o "$tmp/l.f32" 2>"$tmp/err"; rc=$?
+check "logits --image" '[ $rc = 0 ] && [ "$(stat -c %s "$tmp/l.f32")" = $((3 * 262144 * 4)) ]'
+"$gemma" logits -m "$mm" --tokens 2,262144,9259 --image "$img" --image "$img" -o "$tmp/l2.f32" 2>"$tmp/err"; rc=$?
+check "logits: more images than image runs fails" '[ $rc = 1 ] && grep -q "1 image tokens but 2 image embeddings" "$tmp/err" && [ ! -e "$tmp/l2.f32" ]'
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -2,7 +2,9 @@
  * Gemma 3 vocabulary (262,144 ids), so `gemma run` and `gemma chat` can be
  * tested end to end with the real tokenizer without a multi-GB download.
  * The embedding / tied head is MLX 4-bit (group 64), written with our packer;
- * the rest is f32.  usage: make_test_model OUT_DIR TOKENIZER_DIR */
+ * the rest is f32.  usage: make_test_model OUT_DIR TOKENIZER_DIR [--vision]
+ * --vision makes it a Gemma 3 multimodal checkpoint: a tiny random SigLIP
+ * tower (28 px, patch 14, one layer) and projector, one soft token per image. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +29,9 @@ static void copy_file(const char *from, const char *to) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: make_test_model OUT_DIR TOKENIZER_DIR\n");
+    int vision = argc == 4 && strcmp(argv[3], "--vision") == 0;
+    if (argc != 3 && !vision) {
+        fprintf(stderr, "usage: make_test_model OUT_DIR TOKENIZER_DIR [--vision]\n");
         return 2;
     }
     const char *dir = argv[1];
@@ -75,14 +78,66 @@ int main(int argc, char **argv) {
         LADD("self_attn.q_norm.weight", DH, 0);
         LADD("self_attn.k_norm.weight", DH, 0);
     }
+    /* vision tower (Hub names), small random values */
+    enum { VH = 32, VF = 64, VP = 14, VN = 4 };
+    size_t vtotal = (size_t)VH * 3 * VP * VP + VH + VN * VH + 4 * (VH * VH + VH) + 2 * VF * VH + VF + VH + 6 * VH +
+                    (size_t)VH * D + VH;
+    float *vstore = malloc(vtotal * sizeof(float));
+    if (vision) {
+        w = vstore;
+        for (size_t i = 0; i < vtotal; i++) vstore[i] = tu_rand(&seed) * 0.2f;
+        const char *vp = "vision_tower.vision_model.";
+        char n[128];
+#define VADD(sub, r, c) do { snprintf(n, sizeof n, "%s%s", vp, sub); ADD(n, r, c); } while (0)
+        int64_t conv[4] = {VH, 3, VP, VP};
+        tu_st_add(&st, "vision_tower.vision_model.embeddings.patch_embedding.weight", "F32", conv, 4, w,
+                  (size_t)VH * 3 * VP * VP * 4);
+        w += (size_t)VH * 3 * VP * VP;
+        VADD("embeddings.patch_embedding.bias", VH, 0);
+        VADD("embeddings.position_embedding.weight", VN, VH);
+        const char *subs[] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+        char sub[96];
+        for (int i = 0; i < 4; i++) {
+            snprintf(sub, sizeof sub, "encoder.layers.0.self_attn.%s.weight", subs[i]);
+            VADD(sub, VH, VH);
+            snprintf(sub, sizeof sub, "encoder.layers.0.self_attn.%s.bias", subs[i]);
+            VADD(sub, VH, 0);
+        }
+        VADD("encoder.layers.0.mlp.fc1.weight", VF, VH);
+        VADD("encoder.layers.0.mlp.fc1.bias", VF, 0);
+        VADD("encoder.layers.0.mlp.fc2.weight", VH, VF);
+        VADD("encoder.layers.0.mlp.fc2.bias", VH, 0);
+        VADD("encoder.layers.0.layer_norm1.weight", VH, 0);
+        VADD("encoder.layers.0.layer_norm1.bias", VH, 0);
+        VADD("encoder.layers.0.layer_norm2.weight", VH, 0);
+        VADD("encoder.layers.0.layer_norm2.bias", VH, 0);
+        VADD("post_layernorm.weight", VH, 0);
+        VADD("post_layernorm.bias", VH, 0);
+        ADD("multi_modal_projector.mm_input_projection_weight", VH, D);
+        ADD("multi_modal_projector.mm_soft_emb_norm.weight", VH, 0);
+    }
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     tu_st_write(&st, p);
     snprintf(p, sizeof p, "%s/config.json", dir);
-    tu_write_str(p, "{\"model_type\":\"gemma3_text\",\"hidden_size\":64,\"num_attention_heads\":2,"
-                    "\"num_key_value_heads\":1,\"head_dim\":32,\"intermediate_size\":128,\"num_hidden_layers\":2,"
-                    "\"vocab_size\":262144,\"sliding_window\":16,\"sliding_window_pattern\":2,"
-                    "\"query_pre_attn_scalar\":32,\"max_position_embeddings\":8192,\"eos_token_id\":1,"
-                    "\"quantization\":{\"group_size\":64,\"bits\":4}}");
+    const char *text_cfg =
+        "\"hidden_size\":64,\"num_attention_heads\":2,"
+        "\"num_key_value_heads\":1,\"head_dim\":32,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+        "\"vocab_size\":262144,\"sliding_window\":16,\"sliding_window_pattern\":2,"
+        "\"query_pre_attn_scalar\":32,\"max_position_embeddings\":8192";
+    char cfg[2048];
+    if (vision)
+        snprintf(cfg, sizeof cfg,
+                 "{\"model_type\":\"gemma3\",\"text_config\":{\"model_type\":\"gemma3_text\",%s},"
+                 "\"vision_config\":{\"model_type\":\"siglip_vision_model\",\"hidden_size\":32,"
+                 "\"intermediate_size\":64,\"num_hidden_layers\":1,\"num_attention_heads\":2,\"image_size\":28,"
+                 "\"patch_size\":14,\"vision_use_head\":false},\"mm_tokens_per_image\":1,"
+                 "\"image_token_index\":262144,\"eos_token_id\":1,\"quantization\":{\"group_size\":64,\"bits\":4}}",
+                 text_cfg);
+    else
+        snprintf(cfg, sizeof cfg,
+                 "{\"model_type\":\"gemma3_text\",%s,\"eos_token_id\":1,\"quantization\":{\"group_size\":64,"
+                 "\"bits\":4}}", text_cfg);
+    tu_write_str(p, cfg);
     snprintf(p, sizeof p, "%s/generation_config.json", dir);
     tu_write_str(p, "{\"bos_token_id\":2,\"eos_token_id\":[1,106],\"do_sample\":true,\"top_k\":64,\"top_p\":0.95}");
     for (int i = 0; i < 2; i++) {
@@ -95,5 +150,6 @@ int main(int argc, char **argv) {
     free(scales);
     free(biases);
     free(store);
+    free(vstore);
     return 0;
 }

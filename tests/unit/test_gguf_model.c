@@ -76,16 +76,21 @@ static void test_file_and_directory_load(void **state) {
     assert_non_null(strstr(gemma_model_describe(m), "embed Q8_0"));
     gemma_model_free(m);
 
-    /* a directory with one model .gguf, no config.json, and an mmproj beside it */
+    /* a directory with one model .gguf, no config.json, and an mmproj beside it: the mmproj is not
+     * taken for the model but paired with it as its vision file, so a broken one is an error naming it
+     * (text_only skips it) */
     size_t len;
     unsigned char *buf = read_all(FIXTURE, &len);
     const char *path = write_copy("gguf_dir", buf, len);
     char dir[1200], other[1300];
     snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(path, '/') - path), path);
     tu_write(tu_path(other, sizeof other, dir, "mmproj-model-f16.gguf"), "GGUF", 4);
-    assert_int_equal(gemma_model_load(dir, NULL, &m, &err), GEMMA_OK);
+    gemma_model_options text_only = {.text_only = 1};
+    assert_int_equal(gemma_model_load(dir, &text_only, &m, &err), GEMMA_OK);
     assert_int_equal(gemma_model_vocab_size(m), 300);
     gemma_model_free(m);
+    assert_int_not_equal(gemma_model_load(dir, NULL, &m, &err), GEMMA_OK);
+    assert_non_null(strstr(err.message, "mmproj-model-f16.gguf"));
 
     /* two candidates: ambiguous, the user must name the file */
     tu_write(tu_path(other, sizeof other, dir, "second.gguf"), buf, len);

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gemma.h"
 
@@ -159,12 +161,67 @@ static void test_misuse(void **state) {
     gemma_model_free(text);
 }
 
+/* A GGUF text model takes llama.cpp's mmproj file: named, or found beside it in a folder. */
+static void test_mmproj_pairing(void **state) {
+    (void)state;
+    const char *text = GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf";   /* hidden 128 */
+    const char *proj = GEMMA_FIXTURES_DIR "/siglip/gguf-f16/mmproj.gguf";   /* projection_dim 64 */
+    gemma_error err;
+    gemma_model *m;
+    gemma_model_options mo = {.mmproj = proj};
+    assert_int_equal(gemma_model_load(text, &mo, &m, &err), GEMMA_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "gives 64 values per token, the text model takes 128"));
+    mo.mmproj = GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf";          /* not an mmproj */
+    assert_int_equal(gemma_model_load(text, &mo, &m, &err) == GEMMA_OK, 0);
+    mo.mmproj = proj;                                                          /* safetensors: refused */
+    assert_int_equal(gemma_model_load(GEMMA_FIXTURES_DIR "/gemma3/text-f32-hub", &mo, &m, &err), GEMMA_ERR_ARG);
+    assert_non_null(strstr(err.message, "goes with a GGUF text model"));
+    mo.text_only = 1;   /* text only: the mmproj is not even opened */
+    assert_int_equal(gemma_model_load(text, &mo, &m, &err), GEMMA_OK);
+    assert_int_equal(gemma_model_has_vision(m), 0);
+    gemma_model_free(m);
+
+    /* a folder with the model and one mmproj*.gguf pairs them; with two it asks which */
+    char dir[512], a[600], b[600];
+    snprintf(dir, sizeof dir, "%s/mmproj-pair", GEMMA_TEST_TMPDIR);
+    mkdir(dir, 0755);
+    snprintf(a, sizeof a, "%s/model.gguf", dir);
+    snprintf(b, sizeof b, "%s/mmproj-other.gguf", dir);
+    unlink(b);   /* from an earlier run */
+    snprintf(b, sizeof b, "%s/mmproj-model-f16.gguf", dir);
+    unlink(a);
+    unlink(b);
+    assert_int_equal(symlink(text, a), 0);
+    assert_int_equal(symlink(proj, b), 0);
+    mo = (gemma_model_options){0};
+    assert_int_equal(gemma_model_load(dir, &mo, &m, &err), GEMMA_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "gives 64 values per token"));
+    snprintf(b, sizeof b, "%s/mmproj-other.gguf", dir);
+    unlink(b);
+    assert_int_equal(symlink(proj, b), 0);
+    assert_int_equal(gemma_model_load(dir, &mo, &m, &err), GEMMA_ERR_ARG);
+    assert_non_null(strstr(err.message, "several mmproj"));
+    mo.text_only = 1;
+    assert_int_equal(gemma_model_load(dir, &mo, &m, &err), GEMMA_OK);
+    gemma_model_free(m);
+    /* a text model has no tower to encode with */
+    assert_int_equal(gemma_model_load(text, NULL, &m, &err), GEMMA_OK);
+    gemma_session *s;
+    assert_int_equal(gemma_session_create(m, NULL, &s, &err), GEMMA_OK);
+    float px[3 * 4], out[4];
+    assert_int_equal(gemma_session_encode_images(s, px, 1, out, &err), GEMMA_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "no vision tower"));
+    gemma_session_free(s);
+    gemma_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_token_and_text_equivalence),
         cmocka_unit_test(test_bidirectional_within_the_image),
         cmocka_unit_test(test_runs_are_never_split),
         cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_mmproj_pairing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -4,7 +4,10 @@
  * whole conversation, keeps the longest prefix of ids already in the cache
  * (rewinding past a reply's tail that the template re-renders differently,
  * e.g. trimmed whitespace), and evaluates only the rest.  ^C stops the current reply, not the program; EOF (^D) or /quit
- * ends it.  Works the same with piped stdin (no prompts are printed then). */
+ * ends it.  Works the same with piped stdin (no prompts are printed then).
+ * /image PATH encodes a picture at once and attaches it to the next message;
+ * its embeddings stay with the conversation, so an image already in the
+ * cache is never encoded or evaluated again. */
 #include "args.h"
 #include "common.h"
 
@@ -17,19 +20,25 @@
 static const char *const help_head =
     "usage: gemma chat [-m MODEL] [options]\n"
     "\n"
-    "Type a message and press Enter.  Commands: /reset (forget the conversation),\n"
-    "/system TEXT (set the system prompt and start over), /help, /quit.  ^C stops a reply.\n"
+    "Type a message and press Enter.  Commands: /image PATH (show the model a picture with your next\n"
+    "message), /reset (forget the conversation), /system TEXT (set the system prompt and start over),\n"
+    "/help, /quit.  ^C stops a reply.\n"
     "\n"
     "  -m, --model PATH      a model directory (config.json + safetensors, or one .gguf) or a .gguf file;\n"
     "                        default: $GEMMA_MODEL, else models/gemma3-270m (scripts/setup.sh installs it)\n"
     "  --system TEXT         a system prompt\n"
+    "  --mmproj FILE         llama.cpp's vision file for a GGUF text model\n"
+    "  --pan-and-scan        also show the model crops of long images\n"
     "  -q, --quiet           no speed statistics after each reply\n";
 
 #define MAX_TURNS 4096
 
+#define MAX_IMAGES 256
+
 typedef struct {
     char *role;
     char *content;
+    int n_images;        /* images shown with this message (before its text) */
 } turn;
 
 typedef struct {
@@ -38,6 +47,10 @@ typedef struct {
     char *system;
     int32_t *hist;       /* the ids in the KV cache, in order */
     size_t n_hist, cap_hist;
+    /* images of the conversation, in order: their embeddings and crop counts */
+    float *embeds;
+    size_t n_rows;
+    int crops[MAX_IMAGES], n_images, pending;   /* pending: attached to the next message */
 } conversation;
 
 static void conv_clear(conversation *c) {
@@ -47,6 +60,36 @@ static void conv_clear(conversation *c) {
     }
     c->n = 0;
     c->n_hist = 0;
+    free(c->embeds);
+    c->embeds = NULL;
+    c->n_rows = 0;
+    c->n_images = c->pending = 0;
+}
+
+/* /image PATH: encode now (errors show at once), attach to the next message. */
+static void add_image(conversation *c, gemma_session *s, const gemma_model *m, const char *path, int pan_and_scan) {
+    if (c->n_images == MAX_IMAGES) {
+        cli_error("at most %d images per conversation; /reset", MAX_IMAGES);
+        return;
+    }
+    float *rows;
+    size_t n_rows;
+    int crops;
+    if (cli_encode_images(s, m, &path, 1, pan_and_scan, &rows, &n_rows, &crops) != CLI_OK) return;
+    size_t hidden = (size_t)gemma_model_hidden_size(m);
+    float *all = realloc(c->embeds, (c->n_rows + n_rows) * hidden * sizeof(float));
+    if (!all) {
+        free(rows);
+        cli_error("out of memory");
+        return;
+    }
+    memcpy(all + c->n_rows * hidden, rows, n_rows * hidden * sizeof(float));
+    free(rows);
+    c->embeds = all;
+    c->n_rows += n_rows;
+    c->crops[c->n_images++] = crops;
+    c->pending++;
+    fprintf(stdout, "(image %d attached to your next message: %s)\n", c->n_images, path);
 }
 
 static int hist_set(conversation *c, const int32_t *a, size_t na, const int32_t *b, size_t nb) {
@@ -62,19 +105,32 @@ static int hist_set(conversation *c, const int32_t *a, size_t na, const int32_t 
     return 1;
 }
 
-static int conv_add(conversation *c, const char *role, const char *content) {
+static int conv_add(conversation *c, const char *role, const char *content, int n_images) {
     if (c->n == MAX_TURNS) return 0;
     c->turns[c->n].role = strdup(role);
     c->turns[c->n].content = strdup(content);
+    c->turns[c->n].n_images = n_images;
     c->n++;
     return 1;
 }
 
-static char *render(const gemma_chat_format *fmt, const conversation *c) {
-    gemma_chat_message msgs[MAX_TURNS + 1];
-    size_t n = 0;
+/* The whole conversation as prompt text, image placeholders expanded. */
+static char *render(const gemma_chat_format *fmt, const gemma_model *m, const conversation *c) {
+    static gemma_chat_message msgs[MAX_TURNS + 1];
+    static gemma_chat_part parts[MAX_IMAGES + MAX_TURNS];
+    size_t n = 0, np = 0;
     if (c->system) msgs[n++] = (gemma_chat_message){.role = "system", .content = c->system};
-    for (int i = 0; i < c->n; i++) msgs[n++] = (gemma_chat_message){.role = c->turns[i].role, .content = c->turns[i].content};
+    for (int i = 0; i < c->n; i++) {
+        const turn *t = &c->turns[i];
+        if (!t->n_images) {
+            msgs[n++] = (gemma_chat_message){.role = t->role, .content = t->content};
+            continue;
+        }
+        gemma_chat_part *p = parts + np;
+        for (int k = 0; k < t->n_images; k++) parts[np++] = (gemma_chat_part){GEMMA_PART_IMAGE, NULL, 0};
+        parts[np++] = (gemma_chat_part){GEMMA_PART_TEXT, t->content, 0};
+        msgs[n++] = (gemma_chat_message){.role = t->role, .parts = p, .n_parts = (size_t)t->n_images + 1};
+    }
     gemma_error err;
     size_t len = 0;
     gemma_chat_render(fmt, msgs, n, 1, NULL, 0, &len, &err);
@@ -84,7 +140,10 @@ static char *render(const gemma_chat_format *fmt, const conversation *c) {
         free(s);
         return NULL;
     }
-    return s;
+    if (!s || !c->n_images) return s;
+    char *expanded = cli_expand_images(m, s, c->crops, c->n_images);
+    free(s);
+    return expanded;
 }
 
 /* One line from stdin without the newline; NULL on EOF.  ^C at the prompt
@@ -127,8 +186,8 @@ static char *read_line(int *interrupted) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *model_dir = NULL, *system = NULL;
-    int quiet = 0;
+    const char *model_dir = NULL, *system = NULL, *mmproj = NULL;
+    int quiet = 0, pan_and_scan = 0;
     cli_gen_opts go;
     cli_gen_defaults(&go);
     for (int i = 1; i < argc; i++) {
@@ -147,6 +206,10 @@ int cmd_chat(int argc, char **argv) {
             if (!(system = cli_value(argc, argv, &i, "chat"))) return CLI_USAGE;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(a, "--mmproj")) {
+            if (!(mmproj = cli_value(argc, argv, &i, "chat"))) return CLI_USAGE;
+        } else if (!strcmp(a, "--pan-and-scan")) {
+            pan_and_scan = 1;
         } else {
             return cli_usage_error("chat", "unknown option '%s'", a);
         }
@@ -154,7 +217,7 @@ int cmd_chat(int argc, char **argv) {
     if (!(model_dir = cli_model_or_default(model_dir, "chat"))) return CLI_USAGE;
 
     cli_assets a;
-    if (cli_load_assets(model_dir, go.numerics, &a, 1) != CLI_OK) return CLI_FAIL;
+    if (cli_load_assets_mm(model_dir, go.numerics, mmproj, &a, 1) != CLI_OK) return CLI_FAIL;
     cli_gen_model_defaults(&go, a.model);
     int tty = isatty(STDIN_FILENO);
     int rc = CLI_FAIL;
@@ -208,6 +271,8 @@ int cmd_chat(int argc, char **argv) {
                 gemma_session_reset(s);
                 gemma_sampler_reset(smp);
                 fputs(c->system ? "(system prompt set; conversation reset)\n" : "(system prompt cleared)\n", stdout);
+            } else if (!strncmp(line, "/image ", 7) && line[7]) {
+                add_image(c, s, a.model, line + 7, pan_and_scan);
             } else if (!strcmp(line, "/help")) {
                 fputs(help_head + strlen("usage: gemma chat [-m MODEL] [options]\n\n"), stdout);
             } else {
@@ -218,13 +283,15 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
 
-        if (!conv_add(c, "user", line)) {
+        if (!conv_add(c, "user", line, c->pending)) {
             cli_error("too many turns; /reset");
             free(line);
             continue;
         }
         free(line);
-        char *full = render(a.fmt, c);
+        int pending = c->pending;
+        c->pending = 0;
+        char *full = render(a.fmt, a.model, c);
         if (!full) goto done;
         int32_t *ids = NULL;
         size_t n_ids = 0;
@@ -235,6 +302,8 @@ int cmd_chat(int argc, char **argv) {
         size_t keep = 0;
         while (keep < c->n_hist && keep < n_ids && c->hist[keep] == ids[keep]) keep++;
         if (keep == n_ids) keep--;   /* evaluate at least one token to get logits */
+        int32_t image_token = gemma_model_image_token(a.model);
+        while (keep > 0 && ids[keep] == image_token && ids[keep - 1] == image_token) keep--;   /* whole runs only */
         if ((int)keep != gemma_session_position(s) && gemma_session_rewind(s, (int)keep, &err) != GEMMA_OK) {
             gemma_session_reset(s);   /* too far back for the sliding window rings */
             keep = 0;
@@ -242,12 +311,18 @@ int cmd_chat(int argc, char **argv) {
         if (n_ids >= (size_t)gemma_session_context_size(s)) {
             cli_error("the conversation no longer fits the context (%d tokens); /reset to start over",
                       gemma_session_context_size(s));
-            c->n--;   /* drop the turn that did not fit */
+            c->n--;   /* drop the turn that did not fit (its images stay attached for the next one) */
             free(c->turns[c->n].role);
             free(c->turns[c->n].content);
+            c->pending = pending;
             free(ids);
             continue;
         }
+        /* the image rows of what is evaluated: those of the image tokens from keep on */
+        size_t skip = 0;
+        for (size_t i = 0; i < keep; i++) skip += ids[i] == image_token;
+        go.image_embeds = c->n_images ? c->embeds + skip * (size_t)gemma_model_hidden_size(a.model) : NULL;
+        go.n_image_embeds = c->n_images ? c->n_rows - skip : 0;
         char *reply = NULL;
         cli_gen_stats st;
         cli_interrupted = 0;
@@ -265,7 +340,7 @@ int cmd_chat(int argc, char **argv) {
         if (st.stopped_by == 3) fputs("(stopped)\n", stdout);
         cli_interrupted = 0;
         if (!quiet) cli_print_stats(&st, stderr);
-        conv_add(c, "assistant", reply);
+        conv_add(c, "assistant", reply, 0);
         free(reply);
     }
     rc = CLI_OK;

@@ -23,7 +23,10 @@ static const char *const help =
     "  -o, --output FILE    where to write float32 logits [n_tokens, vocab]\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
     "  --ctx N              context size (default: number of tokens)\n"
-    "  --numerics MODE      auto | exact | llamacpp (see 'gemma run --help')\n";
+    "  --numerics MODE      auto | exact | llamacpp (see 'gemma run --help')\n"
+    "  --image FILE         the image whose embeddings replace the next run of image tokens (262144) in\n"
+    "                       the ids, one --image per run, in order (then the prompt goes in batches of K)\n"
+    "  --mmproj FILE        llama.cpp's vision file for a GGUF text model\n";
 
 static int read_tokens_file(const char *path, int32_t **ids, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -42,6 +45,8 @@ int cmd_logits(int argc, char **argv) {
     const char *model_dir = NULL, *out_path = NULL, *tokens_arg = NULL, *tokens_file = NULL;
     long prefill = -1, threads = 0, ctx = 0;
     gemma_numerics numerics = GEMMA_NUMERICS_AUTO;
+    const char *images[CLI_MAX_IMAGES], *mmproj = NULL;
+    int n_images = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -62,6 +67,11 @@ int cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
             if (!cli_parse_int(v, 1, 256, &threads)) return cli_usage_error("logits", "bad --threads '%s'", v);
+        } else if (!strcmp(a, "--image")) {
+            if (n_images == CLI_MAX_IMAGES) return cli_usage_error("logits", "at most %d --image files", CLI_MAX_IMAGES);
+            if (!(images[n_images++] = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
+        } else if (!strcmp(a, "--mmproj")) {
+            if (!(mmproj = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
         } else if (!strcmp(a, "--numerics")) {
             if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
             if (!cli_parse_numerics(v, "logits", &numerics)) return CLI_USAGE;
@@ -91,8 +101,10 @@ int cmd_logits(int argc, char **argv) {
     gemma_error err;
     gemma_model *model = NULL;
     gemma_session *session = NULL;
-    float *logits = NULL;
-    gemma_model_options mo = {.numerics = numerics};
+    float *logits = NULL, *embeds = NULL;
+    size_t n_rows = 0;
+    int crops[CLI_MAX_IMAGES];
+    gemma_model_options mo = {.numerics = numerics, .mmproj = mmproj};
     if (gemma_model_load(model_dir, &mo, &model, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;
@@ -111,7 +123,14 @@ int cmd_logits(int argc, char **argv) {
         cli_error("out of memory for %zu x %zu logits", n, vocab);
         goto done;
     }
-    if (k > 0 && gemma_session_eval(session, ids, k, GEMMA_LOGITS_ALL, logits, &err) != GEMMA_OK) {
+    if (n_images) {   /* images: the whole prompt through eval_mm, in batches of K (image runs never split) */
+        if (cli_encode_images(session, model, images, n_images, 0, &embeds, &n_rows, crops) != CLI_OK) goto done;
+        if (gemma_session_eval_mm(session, ids, n, embeds, n_rows, GEMMA_LOGITS_ALL, logits, &err) != GEMMA_OK) {
+            cli_error("%s", err.message);
+            goto done;
+        }
+        k = n;
+    } else if (k > 0 && gemma_session_eval(session, ids, k, GEMMA_LOGITS_ALL, logits, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;
     }
@@ -128,6 +147,7 @@ int cmd_logits(int argc, char **argv) {
     rc = CLI_OK;
 done:
     free(logits);
+    free(embeds);
     free(ids);
     gemma_session_free(session);
     gemma_model_free(model);

@@ -16,7 +16,11 @@ static const char *const help_head =
     "                        default: $GEMMA_MODEL, else models/gemma3-270m (scripts/setup.sh installs it)\n"
     "  -p, --prompt TEXT     the user message ('-' reads it from stdin)\n"
     "  --system TEXT         a system prompt\n"
-    "  --raw                 no chat format: <bos> + PROMPT as plain text\n";
+    "  --raw                 no chat format: <bos> + PROMPT as plain text\n"
+    "  --image FILE          an image for the model to look at, placed before the prompt (may repeat;\n"
+    "                        PNG, JPEG, BMP, GIF, ...; needs a multimodal model, a GGUF one with --mmproj)\n"
+    "  --mmproj FILE         llama.cpp's vision file for a GGUF text model\n"
+    "  --pan-and-scan        also show the model crops of long images (Gemma3Processor's pan and scan)\n";
 
 static char *read_stdin_all(void) {
     size_t cap = 4096, n = 0;
@@ -38,8 +42,8 @@ static char *read_stdin_all(void) {
     return buf;
 }
 
-/* The prompt text: chat-formatted, or <bos> + raw text. */
-static char *build_prompt(const cli_assets *a, const char *system, const char *user, int raw) {
+/* The prompt text: chat-formatted (the images first, then the text), or <bos> + raw text. */
+static char *build_prompt(const cli_assets *a, const char *system, const char *user, int raw, int n_images) {
     if (raw) {
         size_t n = strlen(user);
         char *s = malloc(n + 8);
@@ -47,9 +51,13 @@ static char *build_prompt(const cli_assets *a, const char *system, const char *u
         return s;
     }
     gemma_chat_message msgs[2];
+    gemma_chat_part parts[CLI_MAX_IMAGES + 1];
+    for (int i = 0; i < n_images; i++) parts[i] = (gemma_chat_part){GEMMA_PART_IMAGE, NULL, 0};
+    parts[n_images] = (gemma_chat_part){GEMMA_PART_TEXT, user, 0};
     size_t n = 0;
     if (system) msgs[n++] = (gemma_chat_message){.role = "system", .content = system};
-    msgs[n++] = (gemma_chat_message){.role = "user", .content = user};
+    msgs[n++] = n_images ? (gemma_chat_message){.role = "user", .parts = parts, .n_parts = (size_t)n_images + 1}
+                         : (gemma_chat_message){.role = "user", .content = user};
     gemma_error err;
     size_t len = 0;
     gemma_chat_render(a->fmt, msgs, n, 1, NULL, 0, &len, &err);
@@ -63,8 +71,8 @@ static char *build_prompt(const cli_assets *a, const char *system, const char *u
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *model_dir = NULL, *prompt = NULL, *system = NULL;
-    int raw = 0;
+    const char *model_dir = NULL, *prompt = NULL, *system = NULL, *mmproj = NULL, *images[CLI_MAX_IMAGES];
+    int raw = 0, n_images = 0, pan_and_scan = 0;
     cli_gen_opts go;
     cli_gen_defaults(&go);
     for (int i = 1; i < argc; i++) {
@@ -85,6 +93,13 @@ int cmd_run(int argc, char **argv) {
             if (!(system = cli_value(argc, argv, &i, "run"))) return CLI_USAGE;
         } else if (!strcmp(a, "--raw")) {
             raw = 1;
+        } else if (!strcmp(a, "--image")) {
+            if (n_images == CLI_MAX_IMAGES) return cli_usage_error("run", "at most %d --image files", CLI_MAX_IMAGES);
+            if (!(images[n_images++] = cli_value(argc, argv, &i, "run"))) return CLI_USAGE;
+        } else if (!strcmp(a, "--mmproj")) {
+            if (!(mmproj = cli_value(argc, argv, &i, "run"))) return CLI_USAGE;
+        } else if (!strcmp(a, "--pan-and-scan")) {
+            pan_and_scan = 1;
         } else {
             return cli_usage_error("run", "unknown option '%s'", a);
         }
@@ -92,13 +107,16 @@ int cmd_run(int argc, char **argv) {
     if (!(model_dir = cli_model_or_default(model_dir, "run"))) return CLI_USAGE;
     if (!prompt) return cli_usage_error("run", "missing -p PROMPT");
     if (raw && system) return cli_usage_error("run", "--system needs the chat format (drop --raw)");
+    if (raw && n_images) return cli_usage_error("run", "--image needs the chat format (drop --raw)");
 
     cli_assets a;
-    if (cli_load_assets(model_dir, go.numerics, &a, !raw) != CLI_OK) return CLI_FAIL;
+    if (cli_load_assets_mm(model_dir, go.numerics, mmproj, &a, !raw) != CLI_OK) return CLI_FAIL;
     cli_gen_model_defaults(&go, a.model);
 
-    int rc = CLI_FAIL;
-    char *stdin_text = NULL, *text = NULL, *reply = NULL;
+    int rc = CLI_FAIL, crops[CLI_MAX_IMAGES];
+    char *stdin_text = NULL, *text = NULL, *expanded = NULL, *reply = NULL;
+    float *embeds = NULL;
+    size_t n_rows = 0;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     gemma_session *s = NULL;
@@ -111,9 +129,6 @@ int cmd_run(int argc, char **argv) {
         }
         prompt = stdin_text;
     }
-    if (!(text = build_prompt(&a, system, prompt, raw))) goto done;
-    if (cli_tokenize(a.tok, text, strlen(text), 0, &ids, &n_ids) != CLI_OK) goto done;
-
     gemma_session_options so = gemma_session_default_options();
     so.n_ctx = go.n_ctx;
     so.n_threads = go.n_threads;
@@ -121,6 +136,13 @@ int cmd_run(int argc, char **argv) {
         cli_error("%s", err.message);
         goto done;
     }
+    if (cli_encode_images(s, a.model, images, n_images, pan_and_scan, &embeds, &n_rows, crops) != CLI_OK) goto done;
+    if (!(text = build_prompt(&a, system, prompt, raw, n_images))) goto done;
+    if (n_images && !(expanded = cli_expand_images(a.model, text, crops, n_images))) goto done;
+    go.image_embeds = embeds;
+    go.n_image_embeds = n_rows;
+    if (cli_tokenize(a.tok, expanded ? expanded : text, strlen(expanded ? expanded : text), 0, &ids, &n_ids) != CLI_OK)
+        goto done;
     if (n_ids >= (size_t)gemma_session_context_size(s)) {
         cli_error("the prompt is %zu tokens; the context holds %d (use --ctx)", n_ids, gemma_session_context_size(s));
         goto done;
@@ -141,6 +163,8 @@ done:
     free(reply);
     free(ids);
     free(text);
+    free(expanded);
+    free(embeds);
     free(stdin_text);
     gemma_sampler_free(smp);
     gemma_session_free(s);

@@ -86,9 +86,14 @@ int cli_parse_numerics(const char *v, const char *cmd, gemma_numerics *out) {
 }
 
 int cli_load_assets(const char *model_dir, gemma_numerics numerics, cli_assets *a, int need_chat) {
+    return cli_load_assets_mm(model_dir, numerics, NULL, a, need_chat);
+}
+
+int cli_load_assets_mm(const char *model_dir, gemma_numerics numerics, const char *mmproj, cli_assets *a,
+                       int need_chat) {
     memset(a, 0, sizeof *a);
     gemma_error err;
-    gemma_model_options mo = {.numerics = numerics};
+    gemma_model_options mo = {.numerics = numerics, .mmproj = mmproj};
     if (gemma_model_load(model_dir, &mo, &a->model, &err) != GEMMA_OK) return cli_error("%s", err.message);
     if (gemma_tokenizer_load(model_dir, &a->tok, &err) != GEMMA_OK) {
         cli_free_assets(a);
@@ -351,7 +356,10 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
     st->n_prompt = (int)n_prompt;
     for (size_t i = 0; i < n_prompt; i++) gemma_sampler_accept(smp, prompt[i]);
     double t0 = cli_now();
-    if (gemma_session_eval(s, prompt, n_prompt, GEMMA_LOGITS_LAST, logits, &err) != GEMMA_OK) {
+    gemma_status est = o->image_embeds ? gemma_session_eval_mm(s, prompt, n_prompt, o->image_embeds,
+                                                               o->n_image_embeds, GEMMA_LOGITS_LAST, logits, &err)
+                                       : gemma_session_eval(s, prompt, n_prompt, GEMMA_LOGITS_LAST, logits, &err);
+    if (est != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;
     }
@@ -425,4 +433,87 @@ void cli_print_stats(const cli_gen_stats *st, FILE *f) {
     fprintf(f, "[prompt: %d tokens (%d reused from cache), %.1f tok/s | generation: %d tokens, %.1f tok/s | "
                "time to first token: %.0f ms | stopped: %s]\n",
             st->n_prompt, st->n_cached, ptps, st->n_generated, gtps, st->first_token_ms, why[st->stopped_by]);
+}
+
+/* ================================================================ images */
+
+int cli_encode_images(gemma_session *s, const gemma_model *m, const char *const *paths, int n, int pan_and_scan,
+                      float **embeds, size_t *n_rows, int *crops) {
+    *embeds = NULL;
+    *n_rows = 0;
+    if (n == 0) return CLI_OK;
+    if (!gemma_model_has_vision(m))
+        return cli_error("%s takes no images (a multimodal checkpoint has a vision tower; a GGUF needs --mmproj)",
+                         gemma_model_path(m));
+    gemma_preprocess_options po = gemma_preprocess_default_options();
+    po.size = gemma_model_image_size(m);
+    gemma_model_image_norm(m, po.mean, po.std);
+    po.pan_and_scan = pan_and_scan;
+    size_t per_image = (size_t)gemma_model_image_tokens(m) * (size_t)gemma_model_hidden_size(m);
+    gemma_error err;
+    for (int i = 0; i < n; i++) {
+        gemma_image *img;
+        if (gemma_image_load(paths[i], NULL, &img, &err) != GEMMA_OK) {
+            free(*embeds);
+            *embeds = NULL;
+            return cli_error("%s", err.message);
+        }
+        size_t need = gemma_image_preprocess_floats(img, &po);
+        int nc = gemma_image_n_crops(img, &po);
+        float *pixels = malloc(need * sizeof(float));
+        float *grown = realloc(*embeds, (*n_rows * (size_t)gemma_model_hidden_size(m) + (size_t)nc * per_image) *
+                                            sizeof(float));
+        int ok = pixels && grown && nc > 0;
+        if (grown) *embeds = grown;
+        if (ok && gemma_image_preprocess(img, &po, pixels, need, NULL, &nc, &err) != GEMMA_OK) ok = 0;
+        if (ok && gemma_session_encode_images(s, pixels, nc, *embeds + *n_rows * (size_t)gemma_model_hidden_size(m),
+                                              &err) != GEMMA_OK)
+            ok = 0;
+        gemma_image_free(img);
+        free(pixels);
+        if (!ok) {
+            free(*embeds);
+            *embeds = NULL;
+            return cli_error("%s: %s", paths[i], pixels && grown ? err.message : "out of memory");
+        }
+        crops[i] = nc;
+        *n_rows += (size_t)nc * (size_t)gemma_model_image_tokens(m);
+    }
+    return CLI_OK;
+}
+
+char *cli_expand_images(const gemma_model *m, const char *text, const int *crops, int n_images) {
+    static const char boi[] = "<start_of_image>";
+    /* pan-and-scan first: the i-th marker of an image with crops becomes Gemma3Processor's sentence */
+    size_t cap = strlen(text) + 1;
+    for (int i = 0; i < n_images; i++) cap += crops[i] > 1 ? 120 + (size_t)crops[i] * (sizeof boi) : 0;
+    char *with_crops = malloc(cap), *w = with_crops;
+    if (!with_crops) return NULL;
+    const char *r = text;
+    for (int i = 0; i < n_images; i++) {
+        const char *hit = strstr(r, boi);
+        if (!hit) break;
+        memcpy(w, r, (size_t)(hit - r));
+        w += hit - r;
+        r = hit + sizeof boi - 1;
+        if (crops[i] <= 1) {
+            w += sprintf(w, "%s", boi);
+            continue;
+        }
+        w += sprintf(w, "Here is the original image %s and here are some crops to help you see better", boi);
+        for (int c = 1; c < crops[i]; c++) w += sprintf(w, " %s", boi);
+    }
+    strcpy(w, r);
+    gemma_error err;
+    size_t len = 0;
+    int tokens = gemma_model_image_tokens(m), found = 0;
+    gemma_chat_expand_images(with_crops, 0, tokens, NULL, 0, &len, &found, &err);
+    char *out = malloc(len + 1);
+    if (out && gemma_chat_expand_images(with_crops, 0, tokens, out, len + 1, &len, &found, &err) != GEMMA_OK) {
+        cli_error("%s", err.message);
+        free(out);
+        out = NULL;
+    }
+    free(with_crops);
+    return out;
 }

@@ -24,6 +24,10 @@ const char *cli_default_model(void);
 const char *cli_model_or_default(const char *model_dir, const char *cmd);
 
 int cli_load_assets(const char *model_dir, gemma_numerics numerics, cli_assets *a, int need_chat);
+/* The same with an mmproj file for a GGUF text model (NULL: none or the folder's). */
+int cli_load_assets_mm(const char *model_dir, gemma_numerics numerics, const char *mmproj, cli_assets *a,
+                       int need_chat);
+#define CLI_MAX_IMAGES 16
 /* --numerics NAME -> *out; 0 (usage error printed) for an unknown name. */
 int cli_parse_numerics(const char *v, const char *cmd, gemma_numerics *out);
 void cli_free_assets(cli_assets *a);
@@ -38,6 +42,8 @@ typedef struct {
     int n_stops;
     int n_ctx, n_threads;
     gemma_numerics numerics;  /* --numerics (0 = auto) */
+    const float *image_embeds;/* rows for the prompt's image tokens (gemma_session_eval_mm), or NULL */
+    size_t n_image_embeds;
 } cli_gen_opts;
 
 enum { CLI_SET_TEMP = 1, CLI_SET_TOP_K = 2, CLI_SET_TOP_P = 4, CLI_SET_MIN_P = 8 };
@@ -69,6 +75,16 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
 /* The ids cli_generate sampled and evaluated into the cache (valid until the next call). */
 const int32_t *cli_generated_ids(size_t *n);
 void cli_print_stats(const cli_gen_stats *st, FILE *f);
+
+/* Images of a prompt.  cli_encode_images decodes each file, preprocesses it
+ * for the model (pan-and-scan crops if asked) and runs the vision tower with
+ * the session's threads: *embeds (malloc'd) gets n_rows rows of hidden floats,
+ * crops[i] how many images file i became.  cli_expand_images then turns the
+ * rendered prompt's i-th <start_of_image> into that image's token sequence
+ * (with the processor's pan-and-scan sentence when it has crops); malloc'd. */
+int cli_encode_images(gemma_session *s, const gemma_model *m, const char *const *paths, int n, int pan_and_scan,
+                      float **embeds, size_t *n_rows, int *crops);
+char *cli_expand_images(const gemma_model *m, const char *text, const int *crops, int n_images);
 
 /* Tokenize text (no BOS added) into a malloc'd array. */
 int cli_tokenize(const gemma_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n);

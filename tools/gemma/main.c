@@ -16,12 +16,13 @@ static const struct {
     {"tokenize", cmd_tokenize, "text or chat messages to token ids"},
     {"info", cmd_info, "describe a model directory"},
     {"quantize", cmd_quantize, "Hugging Face checkpoint -> MLX 4/8-bit checkpoint (mlx-lm / mlx-vlm compatible)"},
+    {"preprocess", cmd_preprocess, "image file -> Gemma 3 pixel values (HF Gemma3ImageProcessor-exact), raw float32"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: gemma <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n'gemma <command> --help' for a command's options.  gemma.c %s, kernels: %s\n", gemma_version(),
             gemma_cpu_isa());
 }
