@@ -29,8 +29,9 @@ overwrites them with the image features.
   collect  (local)  --from DIR into the fixture folders
 
 Steps: build, pixels (locally), then one device `run` call (the fixture folders travel with the
-working tree):
-  python3 tools/reference/make_mm_fixtures.py hf --out $OUT/mm
+working tree; the saved bf16 checkpoint is moved up a level, as the tool returns two levels):
+  python3 tools/reference/make_mm_fixtures.py hf --out $OUT/mm && cd $OUT/mm/e2e-bf16-t5save &&
+    for f in checkpoint/*; do mv "$f" "ckpt_${f#checkpoint/}"; done && rmdir checkpoint
 then here: python3 tools/reference/make_mm_fixtures.py collect --from <files_at>/mm
 """
 import argparse
@@ -175,6 +176,12 @@ def cmd_build(args):
     (FIX / "MANIFEST").write_text("".join(fx["name"] + "\n" for fx in FIXTURES))
 
 
+# Made on the device from a built fixture: the same weights rounded to bf16 and written by transformers
+# 5.17's own save_pretrained (its current names and config spelling), references computed in float32
+# from the stored bf16 values.
+DERIVED = [dict(name="e2e-bf16-t5save", base="e2e-f32-hub")]
+
+
 def cmd_pixels(args):
     import PIL
     import transformers
@@ -236,12 +243,51 @@ def cmd_hf(args):
                    default_processor=type(proc).__name__, default_vs_pil_max_levels=tv_levels)
         (o / "hf.json").write_text(json.dumps(rec, indent=1) + "\n")
         print(fx["name"], rec)
+        for dv in DERIVED:
+            if dv["base"] != fx["name"]:
+                continue
+            od = out_root / dv["name"]
+            model.to(torch.bfloat16).save_pretrained(od / "checkpoint")
+            m2 = Gemma3ForConditionalGeneration.from_pretrained(od / "checkpoint", torch_dtype=torch.float32,
+                                                                attn_implementation="eager").eval()
+            with torch.no_grad():
+                f2 = m2.get_image_features(pixel_values=pixels)
+                if not torch.is_tensor(f2):
+                    f2 = f2.pooler_output if hasattr(f2, "pooler_output") else f2[0]
+                l2 = m2(input_ids=ids, pixel_values=pixels, token_type_ids=(ids == IMG).long(),
+                        attention_mask=torch.ones_like(ids)).logits[0]
+            f2.reshape(-1, meta["hidden"]).numpy().astype("<f4").tofile(od / "features.f32")
+            l2.numpy().astype("<f4").tofile(od / "ref_hf.f32")
+            r2 = dict(rec, saved_by="save_pretrained(torch.bfloat16) of " + fx["name"],
+                      bf16_vs_f32_logits_max_abs=float((l2 - logits).abs().max()))
+            (od / "hf.json").write_text(json.dumps(r2, indent=1) + "\n")
+            print(dv["name"], r2)
 
 
 def cmd_collect(args):
     src = Path(getattr(args, "from"))
-    for fx in FIXTURES:
+    for dv in DERIVED:
+        d, s, base = FIX / dv["name"], src / dv["name"], FIX / dv["base"]
+        if not s.exists():
+            continue
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        # the saved checkpoint: s/checkpoint/*, or s/ckpt_* (the device tool returns two folder levels)
+        ck = [(f, f.name) for f in (s / "checkpoint").iterdir()] if (s / "checkpoint").exists() else \
+             [(f, f.name[5:]) for f in s.iterdir() if f.name.startswith("ckpt_")]
+        for f, name in ck:
+            if name.endswith((".json", ".safetensors")) and name != "generation_config.json":
+                shutil.copyfile(f, d / name)
+        meta = json.loads((base / "fixture.json").read_text())
+        for f in meta["images"] + ["pixels.f32"]:
+            shutil.copyfile(base / f, d / f)
+        meta["name"] = dv["name"]
+        (d / "fixture.json").write_text(json.dumps(meta, indent=1) + "\n")
+    for fx in FIXTURES + DERIVED:
         d, s = FIX / fx["name"], src / fx["name"]
+        if not s.exists():
+            continue
         for f in ("features.f32", "ref_hf.f32"):
             shutil.copyfile(s / f, d / f)
         meta = json.loads((d / "fixture.json").read_text())
@@ -250,6 +296,7 @@ def cmd_collect(args):
         meta["max_abs_logit"] = float(np.abs(ref).max())
         (d / "fixture.json").write_text(json.dumps(meta, indent=1) + "\n")
         print(d, meta["reference"])
+    (FIX / "MANIFEST").write_text("".join(fx["name"] + "\n" for fx in FIXTURES + DERIVED if (FIX / fx["name"]).exists()))
 
 
 def main():
