@@ -182,6 +182,7 @@ static void test_fixture(void **state) {
     gemma_session *s;
     gemma_session_options o = gemma_session_default_options();
     o.n_ctx = f.n_tokens;
+    o.n_threads = max_threads;
     assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
     assert_int_equal(gemma_session_encode_images(s, ours, f.n_images, feats, &err), GEMMA_OK);
     assert_int_equal(gemma_session_eval_mm(s, f.tokens, (size_t)f.n_tokens, feats, nf / (size_t)f.hidden,
