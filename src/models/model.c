@@ -3,6 +3,7 @@
  * architecture's file (only Gemma 3 so far). */
 #include "models/model.h"
 #include "core/error.h"
+#include "io/weights.h"
 #include "quant/ggml_blocks.h"
 
 #include <dirent.h>
@@ -43,6 +44,36 @@ static void describe(gemma_model *m) {
                  v->image_size, v->patch_size, v->layers, v->hidden, v->tokens_per_image,
                  m->mmproj ? "mmproj" : "in the checkpoint");
     }
+}
+
+/* ============================================================== weights */
+
+gemma_status gm_bind_embed_and_head(gemma_model *m, const char *prefix, gemma_error *err) {
+    const gm_config *c = m->cfg;
+    const gm_modeldir *md = &m->md;
+    int D = c->hidden_size;
+    gemma_status st;
+    char name[256];
+    snprintf(name, sizeof name, "%sembed_tokens", prefix);
+    if ((st = gm_bind_matrix(md, name, c->vocab_size, D, &m->embed, err))) return st;
+    m->weight_bytes += gm_weight_bytes(&m->embed);
+
+    /* A separate head wins when present (MLX VLM conversions store one). */
+    static const char *const heads[] = {"lm_head", "language_model.lm_head", "model.lm_head"};
+    const char *head = NULL;
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0] && !head; i++)
+        if (gm_has_module(md, heads[i])) head = heads[i];
+    if (head) {
+        if ((st = gm_bind_matrix(md, head, c->vocab_size, D, &m->lm_head, err))) return st;
+        m->weight_bytes += gm_weight_bytes(&m->lm_head);
+    } else if (!c->tie_word_embeddings) {
+        return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tie_word_embeddings is false but there is no lm_head.weight",
+                       gm_modeldir_source(md));
+    } else {
+        m->lm_head = m->embed;
+    }
+
+    return GEMMA_OK;
 }
 
 /* ================================================================= vision */
@@ -147,8 +178,10 @@ gemma_status gemma_model_load(const char *path, const gemma_model_options *opts,
         return st;
     }
     m->numerics = numerics;
-    st = gm_gemma3_bind(m, err);
-    if (!st) st = attach_vision(m, path, opts, err);
+    /* Gemma 4: the text decoder only (its vision and audio towers are not implemented) */
+    int gemma4 = m->cfg->arch == GM_ARCH_GEMMA4;
+    st = gemma4 ? gm_gemma4_bind(m, err) : gm_gemma3_bind(m, err);
+    if (!st && !gemma4) st = attach_vision(m, path, opts, err);
     if (st) {
         gemma_model_free(m);
         return st;
