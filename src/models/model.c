@@ -36,6 +36,12 @@ static void describe(gemma_model *m) {
              kind_name(&m->layers[0].q, k1, sizeof k1), kind_name(&m->layers[0].down, k2, sizeof k2),
              m->lm_head.data == m->embed.data ? "tied" : "separate", (double)m->weight_bytes / 1e6,
              gemma_numerics_name(m->numerics));
+    if (c->arch == GM_ARCH_GEMMA4) {
+        size_t len = strlen(m->description);
+        snprintf(m->description + len, sizeof m->description - len,
+                 "; global head_dim %d, per-layer inputs %d, %d KV-shared layers (text decoder only)",
+                 c->max_head_dim, c->ple_dim, c->n_kv_shared);
+    }
     if (m->vision) {
         const gm_vision_config *v = &m->vision->cfg;
         size_t len = strlen(m->description);
@@ -229,10 +235,16 @@ const char *gemma_model_path(const gemma_model *m) { return m ? m->md.dir : ""; 
 uint64_t gemma_model_param_count(const gemma_model *m) {
     if (!m) return 0;
     const gm_config *c = m->cfg;
-    uint64_t D = (uint64_t)c->hidden_size, Dh = (uint64_t)c->head_dim, F = (uint64_t)c->intermediate_size;
-    uint64_t q = (uint64_t)c->n_heads * Dh, kv = (uint64_t)c->n_kv_heads * Dh;
-    uint64_t layer = D * q + 2 * D * kv + q * D + 3 * D * F + 4 * D + 2 * Dh;
-    uint64_t n = (uint64_t)c->vocab_size * D + D + layer * (uint64_t)c->n_layers;
+    uint64_t D = (uint64_t)c->hidden_size, P = (uint64_t)c->ple_dim, N = (uint64_t)c->n_layers;
+    uint64_t n = (uint64_t)c->vocab_size * D + D;
+    for (int l = 0; l < c->n_layers; l++) {
+        const gm_layer_config *L = &c->layers[l];
+        uint64_t Dh = (uint64_t)L->head_dim, F = (uint64_t)L->ffn, own = L->kv_source == l;
+        uint64_t q = (uint64_t)c->n_heads * Dh, kv = (uint64_t)c->n_kv_heads * Dh;
+        n += 2 * D * q + own * (2 * D * kv + Dh) + 3 * D * F + 4 * D + Dh;
+        if (c->arch == GM_ARCH_GEMMA4) n += 2 * P * D + (P ? D : 0) + 1;   /* PLE gate, projection, norm; layer_scalar */
+    }
+    if (P) n += (uint64_t)c->ple_vocab * N * P + N * P * D + P;
     if (m->lm_head.data != m->embed.data) n += (uint64_t)c->vocab_size * D;
     return n;
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+
 #include "gemma.h"
 #include "unit/testutil.h"
 
@@ -65,8 +67,21 @@ static void test_gguf_eval_does_not_allocate(void **state) {
     eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_LLAMACPP, 16, 12);
 }
 
+/* Gemma 4: per-layer inputs, KV-shared layers and the donors' late commits
+ * use session buffers too (f32, bf16 and MLX 4-bit tables). */
+static void test_gemma4_eval_does_not_allocate(void **state) {
+    (void)state;
+    static const char *const names[] = {"e2b-f32-text", "e4b-bf16-mm", "e2b-mlx4-vlm"};
+    char path[512];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/gemma4/%s", GEMMA_FIXTURES_DIR, names[i]);
+        eval_without_allocating(path, GEMMA_NUMERICS_EXACT, 16, 12);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_eval_does_not_allocate),
-                                       cmocka_unit_test(test_gguf_eval_does_not_allocate)};
+                                       cmocka_unit_test(test_gguf_eval_does_not_allocate),
+                                       cmocka_unit_test(test_gemma4_eval_does_not_allocate)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
