@@ -248,22 +248,46 @@ static gemma_status parse_token_ids(const ctx *c, const gm_json *t, const gm_jso
     return GEMMA_OK;
 }
 
+/* The size fields both generations share, with each one's reference defaults. */
+typedef struct {
+    int vocab, hidden, inter, layers, kv_heads, window;
+} size_defaults;
+
+static gemma_status parse_sizes(const ctx *c, const gm_json *t, const size_defaults *d, gm_config *cfg) {
+    gemma_status st;
+    if ((st = get_int(c, t, "vocab_size", d->vocab, 1, 1 << 24, &cfg->vocab_size))) return st;
+    if ((st = get_int(c, t, "hidden_size", d->hidden, 2, 1 << 16, &cfg->hidden_size))) return st;
+    if ((st = get_int(c, t, "intermediate_size", d->inter, 1, 1 << 20, &cfg->intermediate_size))) return st;
+    if ((st = get_int(c, t, "num_hidden_layers", d->layers, 1, MAX_CONFIG_LAYERS, &cfg->n_layers))) return st;
+    if ((st = get_int(c, t, "num_attention_heads", 8, 1, 1024, &cfg->n_heads))) return st;
+    if ((st = get_int(c, t, "num_key_value_heads", d->kv_heads, 1, 1024, &cfg->n_kv_heads))) return st;
+    if ((st = get_int(c, t, "head_dim", 256, 2, 4096, &cfg->head_dim))) return st;
+    if ((st = get_num(c, t, "rms_norm_eps", 1e-6, &cfg->rms_norm_eps))) return st;
+    if ((st = get_int(c, t, "sliding_window", d->window, 1, 1 << 30, &cfg->sliding_window))) return st;
+    return get_int(c, t, "max_position_embeddings", 131072, 1, 1 << 30, &cfg->max_position_embeddings);
+}
+
+static gemma_status check_heads_and_activation(const ctx *c, const gm_json *t, const gm_config *cfg) {
+    if (cfg->n_heads % cfg->n_kv_heads != 0)
+        return gm_fail(c->err, GEMMA_ERR_FORMAT,
+                       "%s: field %snum_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", c->path,
+                       c->section, cfg->n_heads, cfg->n_kv_heads);
+    const char *act = gm_json_string(gm_json_get(t, "hidden_activation"));
+    if (!act) act = gm_json_string(gm_json_get(t, "hidden_act"));
+    if (act && strcmp(act, "gelu_pytorch_tanh") != 0 && strcmp(act, "gelu_tanh") != 0)
+        return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED,
+                       "%s: field %shidden_activation '%s' is not supported (gelu_pytorch_tanh)", c->path, c->section,
+                       act);
+    return GEMMA_OK;
+}
+
 static gemma_status parse_gemma3_text(const ctx *c, const gm_json *t, const gm_json *root, gm_config *cfg) {
     gemma_status st;
     if (!gm_json_is(t, GM_JSON_OBJECT))
         return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field text_config must be an object", c->path);
-    if ((st = get_int(c, t, "vocab_size", 262208, 1, 1 << 24, &cfg->vocab_size))) return st;
-    if ((st = get_int(c, t, "hidden_size", 2304, 2, 1 << 16, &cfg->hidden_size))) return st;
-    if ((st = get_int(c, t, "intermediate_size", 9216, 1, 1 << 20, &cfg->intermediate_size))) return st;
-    if ((st = get_int(c, t, "num_hidden_layers", 26, 1, MAX_CONFIG_LAYERS, &cfg->n_layers))) return st;
-    if ((st = get_int(c, t, "num_attention_heads", 8, 1, 1024, &cfg->n_heads))) return st;
-    if ((st = get_int(c, t, "num_key_value_heads", 4, 1, 1024, &cfg->n_kv_heads))) return st;
-    if ((st = get_int(c, t, "head_dim", 256, 2, 4096, &cfg->head_dim))) return st;
-    if ((st = get_num(c, t, "rms_norm_eps", 1e-6, &cfg->rms_norm_eps))) return st;
+    static const size_defaults g3 = {262208, 2304, 9216, 26, 4, 4096};
+    if ((st = parse_sizes(c, t, &g3, cfg))) return st;
     if ((st = get_num(c, t, "query_pre_attn_scalar", 256, &cfg->query_pre_attn_scalar))) return st;
-    if ((st = get_int(c, t, "sliding_window", 4096, 1, 1 << 30, &cfg->sliding_window))) return st;
-    if ((st = get_int(c, t, "max_position_embeddings", 131072, 1, 1 << 30, &cfg->max_position_embeddings)))
-        return st;
     /* The reference (transformers' Gemma3Attention, JAX Gemma 3, mlx-lm) has no
      * attention soft-cap: attn_logit_softcapping is accepted and ignored, as there.
      * The final soft-cap is applied by Gemma3ForCausalLM but never read by
@@ -274,20 +298,10 @@ static gemma_status parse_gemma3_text(const ctx *c, const gm_json *t, const gm_j
      * text_config.tie_word_embeddings that it does not read). */
     if ((st = get_bool(c, root, "tie_word_embeddings", 1, &cfg->tie_word_embeddings))) return st;
 
-    if (cfg->n_heads % cfg->n_kv_heads != 0)
-        return gm_fail(c->err, GEMMA_ERR_FORMAT,
-                       "%s: field %snum_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", c->path,
-                       c->section, cfg->n_heads, cfg->n_kv_heads);
+    if ((st = check_heads_and_activation(c, t, cfg))) return st;
     if (cfg->head_dim % 2)
         return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field %shead_dim must be even for RoPE", c->path, c->section);
-
-    const char *act = gm_json_string(gm_json_get(t, "hidden_activation"));
-    if (!act) act = gm_json_string(gm_json_get(t, "hidden_act"));
-    if (act && strcmp(act, "gelu_pytorch_tanh") != 0 && strcmp(act, "gelu_tanh") != 0)
-        return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED,
-                       "%s: field %shidden_activation '%s' is not supported (gelu_pytorch_tanh)", c->path, c->section,
-                       act);
-    int flag;
+    int flag = 0;
     if ((st = get_bool(c, t, "attention_bias", 0, &flag))) return st;
     if (flag)
         return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED, "%s: field %sattention_bias = true is not supported", c->path,
@@ -301,6 +315,212 @@ static gemma_status parse_gemma3_text(const ctx *c, const gm_json *t, const gm_j
     if (!cfg->layers) return gm_fail(c->err, GEMMA_ERR_NOMEM, "%s: out of memory", c->path);
     if ((st = parse_layer_types(c, t, cfg))) return st;
     if ((st = parse_rope_all(c, t, cfg))) return st;
+    gm_config_uniform_layers(cfg);
+    return parse_token_ids(c, t, root, cfg);
+}
+
+/* Gemma 3's layers are uniform; record that per layer so both forward passes read the same table. */
+void gm_config_uniform_layers(gm_config *cfg) {
+    for (int i = 0; i < cfg->n_layers; i++) {
+        gm_layer_config *L = &cfg->layers[i];
+        L->head_dim = cfg->head_dim;
+        L->rope_pairs = cfg->head_dim / 2;
+        L->kv_source = i;
+        L->ffn = cfg->intermediate_size;
+    }
+    cfg->max_head_dim = cfg->head_dim;
+    cfg->max_ffn = cfg->intermediate_size;
+    cfg->max_kv_dim = cfg->n_kv_heads * cfg->head_dim;
+}
+
+/* ------------------------------------------------------------------ Gemma 4 */
+
+/* One Gemma 4 rope entry: "default" (every pair rotates) or "proportional"
+ * (only partial_rotary_factor of the pairs rotate; the frequency exponent
+ * still divides by the whole head width). */
+static gemma_status parse_rope4(const ctx *c, const gm_json *rp, const char *type_key, double def_theta,
+                                int proportional_default, double *theta, double *factor, double *partial,
+                                int *proportional) {
+    char field[96];
+    snprintf(field, sizeof field, "rope_parameters.%s", type_key);
+    const gm_json *r = rp ? gm_json_get(rp, type_key) : NULL;
+    *theta = def_theta;
+    *factor = 1.0;
+    *partial = proportional_default ? 0.25 : 1.0;
+    *proportional = proportional_default;
+    if (!r || gm_json_is(r, GM_JSON_NULL)) return GEMMA_OK;
+    if (!gm_json_is(r, GM_JSON_OBJECT))
+        return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field %s%s must be an object", c->path, c->section, field);
+    const char *type = gm_json_string(gm_json_get(r, "rope_type"));
+    if (!type) type = gm_json_string(gm_json_get(r, "type"));
+    if (!type) type = "default";
+    if (strcmp(type, "default") != 0 && strcmp(type, "proportional") != 0)
+        return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED,
+                       "%s: field %s%s.rope_type '%s' is not supported (supported: default, proportional)", c->path,
+                       c->section, field, type);
+    *proportional = strcmp(type, "proportional") == 0;
+    ctx cr = *c;
+    char sub[112];
+    snprintf(sub, sizeof sub, "%s%s.", c->section, field);
+    cr.section = sub;
+    gemma_status st;
+    if ((st = get_num(&cr, r, "rope_theta", def_theta, theta))) return st;
+    if ((st = get_num(&cr, r, "factor", 1.0, factor))) return st;
+    if ((st = get_num(&cr, r, "partial_rotary_factor", *proportional ? 0.25 : 1.0, partial))) return st;
+    if (*partial > 1.0)
+        return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field %s%s.partial_rotary_factor must be in (0, 1]", c->path,
+                       c->section, field);
+    if (!*proportional && (*partial != 1.0 || *factor != 1.0))
+        return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED,
+                       "%s: field %s%s: rope_type default with partial_rotary_factor or factor is not supported",
+                       c->path, c->section, field);
+    return GEMMA_OK;
+}
+
+/* per_layer_config (transformers' re-saved spelling of global_head_dim):
+ * {"<layer>": {"head_dim": n, "num_key_value_heads": n}}. */
+static gemma_status parse_per_layer_config(const ctx *c, const gm_json *plc, gm_config *cfg) {
+    if (!gm_json_is(plc, GM_JSON_OBJECT))
+        return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field %sper_layer_config must be an object", c->path,
+                       c->section);
+    for (size_t i = 0; i < gm_json_count(plc); i++) {
+        const gm_json *e = gm_json_at(plc, i);
+        char *end;
+        long l = strtol(e->key, &end, 10);
+        if (*e->key == 0 || *end || l < 0 || l >= cfg->n_layers || !gm_json_is(e, GM_JSON_OBJECT))
+            return gm_fail(c->err, GEMMA_ERR_FORMAT,
+                           "%s: field %sper_layer_config.%.32s must be a layer index below %d holding an object",
+                           c->path, c->section, e->key, cfg->n_layers);
+        char sub[96];
+        snprintf(sub, sizeof sub, "%sper_layer_config.%ld.", c->section, l);
+        ctx cl = *c;
+        cl.section = sub;
+        int hd, kvh;
+        gemma_status st;
+        if ((st = get_int(&cl, e, "head_dim", cfg->layers[l].head_dim, 2, 4096, &hd))) return st;
+        if ((st = get_int(&cl, e, "num_key_value_heads", cfg->n_kv_heads, 1, 1024, &kvh))) return st;
+        if (kvh != cfg->n_kv_heads)
+            return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED,
+                           "%s: field %snum_key_value_heads = %d differs from num_key_value_heads (not supported)",
+                           c->path, sub, kvh);
+        cfg->layers[l].head_dim = hd;
+    }
+    return GEMMA_OK;
+}
+
+/* Fields of the larger Gemma 4 models (26B/31B) this decoder does not implement. */
+static gemma_status reject_gemma4_extras(const ctx *c, const gm_json *t) {
+    int flag;
+    gemma_status st;
+    static const char *const flags[] = {"attention_k_eq_v", "enable_moe_block", "attention_bias"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        if ((st = get_bool(c, t, flags[i], 0, &flag))) return st;
+        if (flag)
+            return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED, "%s: field %s%s = true is not supported (Gemma 4 E2B/E4B only)",
+                           c->path, c->section, flags[i]);
+    }
+    static const char *const moe[] = {"num_experts", "top_k_experts", "moe_intermediate_size"};
+    for (size_t i = 0; i < sizeof moe / sizeof moe[0]; i++) {
+        const gm_json *v = gm_json_get(t, moe[i]);
+        int64_t n;
+        if (v && !gm_json_is(v, GM_JSON_NULL) && !(gm_json_int(v, &n) && n == 0))
+            return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED,
+                           "%s: field %s%s: mixture-of-experts models are not supported (Gemma 4 E2B/E4B only)",
+                           c->path, c->section, moe[i]);
+    }
+    const gm_json *bi = gm_json_get(t, "use_bidirectional_attention");
+    if (bi && !gm_json_is(bi, GM_JSON_NULL) && !gm_json_is(bi, GM_JSON_FALSE))
+        return gm_fail(c->err, GEMMA_ERR_UNSUPPORTED, "%s: field %suse_bidirectional_attention is not supported",
+                       c->path, c->section);
+    return GEMMA_OK;
+}
+
+/* The donor of every KV-shared layer: the last unshared layer of its type
+ * (transformers' kv_sharing_modes, mlx-lm's previous_kvs). */
+static gemma_status assign_kv_sources(const ctx *c, gm_config *cfg) {
+    int first_shared = cfg->n_layers - cfg->n_kv_shared;
+    int last_of[2] = {-1, -1};
+    for (int i = 0; i < cfg->n_layers; i++) {
+        gm_layer_config *L = &cfg->layers[i];
+        if (i < first_shared) {
+            last_of[L->sliding] = i;
+            L->kv_source = i;
+            continue;
+        }
+        if (last_of[L->sliding] < 0)
+            return gm_fail(c->err, GEMMA_ERR_FORMAT,
+                           "%s: field %snum_kv_shared_layers = %d leaves no unshared %s layer for layer %d to reuse",
+                           c->path, c->section, cfg->n_kv_shared, L->sliding ? "sliding" : "full", i);
+        L->kv_source = last_of[L->sliding];
+        if (L->head_dim != cfg->layers[L->kv_source].head_dim)
+            return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field %shead_dim: layer %d (%d) and its KV donor %d (%d) differ",
+                           c->path, c->section, i, L->head_dim, L->kv_source, cfg->layers[L->kv_source].head_dim);
+    }
+    return GEMMA_OK;
+}
+
+static gemma_status parse_gemma4_text(const ctx *c, const gm_json *t, const gm_json *root, gm_config *cfg) {
+    gemma_status st;
+    if (!gm_json_is(t, GM_JSON_OBJECT))
+        return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field text_config must be an object", c->path);
+    static const size_defaults g4 = {262144, 2304, 9216, 30, 4, 512};
+    if ((st = parse_sizes(c, t, &g4, cfg))) return st;
+    int global_hd = 512;
+    if ((st = get_int(c, t, "global_head_dim", 512, 2, 4096, &global_hd))) return st;
+    /* Applied by both Gemma4ForCausalLM and Gemma4ForConditionalGeneration (from text_config). */
+    if ((st = get_num(c, t, "final_logit_softcapping", 0, &cfg->final_softcap))) return st;
+    if ((st = get_bool(c, root, "tie_word_embeddings", 1, &cfg->tie_word_embeddings))) return st;
+    if ((st = get_int(c, t, "hidden_size_per_layer_input", 256, 0, 1 << 16, &cfg->ple_dim))) return st;
+    if ((st = get_int(c, t, "vocab_size_per_layer_input", cfg->vocab_size, 1, 1 << 24, &cfg->ple_vocab))) return st;
+    if ((st = get_int(c, t, "num_kv_shared_layers", 0, 0, cfg->n_layers - 1, &cfg->n_kv_shared))) return st;
+    int double_wide = 0;
+    if ((st = get_bool(c, t, "use_double_wide_mlp", 0, &double_wide))) return st;
+    if ((st = reject_gemma4_extras(c, t))) return st;
+    /* scale 1.0: query_pre_attn_scalar (copied into some configs from Gemma 3n) is not read */
+    cfg->query_pre_attn_scalar = 1.0;
+    if ((st = check_heads_and_activation(c, t, cfg))) return st;
+
+    cfg->layers = calloc((size_t)cfg->n_layers, sizeof *cfg->layers);
+    if (!cfg->layers) return gm_fail(c->err, GEMMA_ERR_NOMEM, "%s: out of memory", c->path);
+    if ((st = parse_layer_types(c, t, cfg))) return st;
+    /* transformers forces the last layer to full attention (with a warning) */
+    cfg->layers[cfg->n_layers - 1].sliding = 0;
+    gm_config_uniform_layers(cfg);
+    for (int i = 0; i < cfg->n_layers; i++)
+        if (!cfg->layers[i].sliding) cfg->layers[i].head_dim = global_hd;
+    const gm_json *plc = gm_json_get(t, "per_layer_config");
+    if (plc && !gm_json_is(plc, GM_JSON_NULL) && (st = parse_per_layer_config(c, plc, cfg))) return st;
+
+    const gm_json *rp = gm_json_get(t, "rope_parameters");
+    if (rp && !gm_json_is(rp, GM_JSON_NULL) && !gm_json_is(rp, GM_JSON_OBJECT))
+        return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field %srope_parameters must be an object", c->path, c->section);
+    double theta[2], factor[2], partial[2];
+    int prop[2];
+    if ((st = parse_rope4(c, rp, "full_attention", 1e6, 1, &theta[0], &factor[0], &partial[0], &prop[0]))) return st;
+    if ((st = parse_rope4(c, rp, "sliding_attention", 1e4, 0, &theta[1], &factor[1], &partial[1], &prop[1])))
+        return st;
+    for (int i = 0; i < cfg->n_layers; i++) {
+        gm_layer_config *L = &cfg->layers[i];
+        int s = L->sliding;
+        if (L->head_dim % 2)
+            return gm_fail(c->err, GEMMA_ERR_FORMAT, "%s: field %shead_dim of layer %d (%d) must be even for RoPE",
+                           c->path, c->section, i, L->head_dim);
+        L->rope_theta = theta[s];
+        L->rope_factor = factor[s];
+        /* transformers: int(partial_rotary_factor * head_dim // 2) */
+        L->rope_pairs = prop[s] ? (int)floor(partial[s] * L->head_dim / 2.0) : L->head_dim / 2;
+    }
+    if ((st = assign_kv_sources(c, cfg))) return st;
+    cfg->max_head_dim = cfg->max_ffn = 0;
+    for (int i = 0; i < cfg->n_layers; i++) {
+        gm_layer_config *L = &cfg->layers[i];
+        L->ffn = cfg->intermediate_size * (double_wide && L->kv_source != i ? 2 : 1);
+        if (L->head_dim > cfg->max_head_dim) cfg->max_head_dim = L->head_dim;
+        if (L->ffn > cfg->max_ffn) cfg->max_ffn = L->ffn;
+    }
+    cfg->head_dim = cfg->max_head_dim;
+    cfg->max_kv_dim = cfg->n_kv_heads * cfg->max_head_dim;
+    cfg->norm_shift = 0.0f;   /* Gemma 4 norms are x * w, not x * (1 + w) */
     return parse_token_ids(c, t, root, cfg);
 }
 
@@ -332,9 +552,19 @@ gemma_status gm_config_parse(gm_config *cfg, const char *path, const char *text,
         st = parse_gemma3_text(&c, t, root, cfg);
         c.section = "";
         if (!st) st = get_int(&c, root, "image_token_index", 262144, 0, 1 << 30, &cfg->image_token_id);
+    } else if (strcmp(mt, "gemma4_text") == 0) {
+        cfg->arch = GM_ARCH_GEMMA4;
+        st = parse_gemma4_text(&c, root, root, cfg);
+    } else if (strcmp(mt, "gemma4") == 0) {
+        cfg->arch = GM_ARCH_GEMMA4;
+        c.section = "text_config.";
+        const gm_json *t = gm_json_get(root, "text_config");
+        if (!t) return gm_fail(err, GEMMA_ERR_FORMAT, "%s: model_type gemma4 needs a text_config object", path);
+        st = parse_gemma4_text(&c, t, root, cfg);
     } else {
         return gm_fail(err, GEMMA_ERR_UNSUPPORTED,
-                       "%s: field model_type '%s' is not a supported architecture (gemma3, gemma3_text)", path, mt);
+                       "%s: field model_type '%s' is not a supported architecture (gemma3, gemma3_text, gemma4, gemma4_text)",
+                       path, mt);
     }
     if (st) return st;
     c.section = "";

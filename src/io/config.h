@@ -12,12 +12,18 @@
 #include "core/json.h"
 #include "gemma.h"
 
-typedef enum { GM_ARCH_GEMMA3 = 1 } gm_arch;
+typedef enum { GM_ARCH_GEMMA3 = 1, GM_ARCH_GEMMA4 = 2 } gm_arch;
 
+/* Per-layer shape as data: Gemma 3 layers are uniform, Gemma 4's differ by
+ * type (head width, partial RoPE) and by position (KV sharing, MLP width). */
 typedef struct {
     int sliding;           /* 1 = sliding-window attention, 0 = global */
     double rope_theta;
     double rope_factor;    /* linear position scaling: positions are divided by this */
+    int head_dim;
+    int rope_pairs;        /* rotated (i, i + head_dim/2) pairs: head_dim/2, fewer for proportional RoPE */
+    int kv_source;         /* the layer whose K/V cache this layer attends over: itself unless KV-shared */
+    int ffn;               /* MLP width */
 } gm_layer_config;
 
 typedef struct {
@@ -38,6 +44,11 @@ typedef struct {
     int max_position_embeddings;
     double final_softcap;                /* 0 = none */
     int tie_word_embeddings;
+    /* Gemma 4 (0 elsewhere) */
+    int ple_dim;                         /* hidden_size_per_layer_input: per-layer embedding width */
+    int ple_vocab;                       /* vocab_size_per_layer_input */
+    int n_kv_shared;                     /* num_kv_shared_layers: the last layers reuse earlier K/V */
+    int max_head_dim, max_ffn, max_kv_dim;   /* widest layer, for buffer sizing */
     float norm_shift;                    /* added to stored RMSNorm weights: 1 for HF/MLX (w), 0 for GGUF (1+w stored) */
     gm_layer_config *layers;             /* n_layers entries */
     int bos_token_id;
@@ -63,6 +74,9 @@ typedef struct {
 /* Parse config.json text.  `path` is used in messages only. */
 gemma_status gm_config_parse(gm_config *cfg, const char *path, const char *text, size_t len, gemma_error *err);
 void gm_config_free(gm_config *cfg);
+
+/* Fill the per-layer shape of a uniform (Gemma 3) model from the global fields. */
+void gm_config_uniform_layers(gm_config *cfg);
 
 /* Merge generation_config.json: its eos_token_id(s) are added to the stop ids,
  * its sampling fields become the defaults. */

@@ -235,6 +235,7 @@ static gemma_status config_from_gguf(const gm_gguf *g, gm_config *cfg, gemma_err
     if (!cfg->layers) return gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory", path);
     if ((st = sliding_layers(g, arch, cfg, err))) return st;
     if ((st = rope(g, arch, cfg, err))) return st;
+    gm_config_uniform_layers(cfg);
     return token_ids(g, cfg, err);
 }
 

@@ -13,6 +13,7 @@
  * Spec: shared/docs/spec-gemma3-medgemma.md, section 2. */
 #include "core/error.h"
 #include "io/weights.h"
+#include "models/ops.h"
 #include "runtime/session.h"
 
 #include <math.h>
@@ -88,25 +89,7 @@ gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err) {
         return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: numerics llamacpp needs head_dim a multiple of 64 (it is %d)",
                        gm_modeldir_source(md), Dh);
 
-    char name[256];
-    snprintf(name, sizeof name, "%sembed_tokens", prefix);
-    if ((st = gm_bind_matrix(md, name, c->vocab_size, D, &m->embed, err))) return st;
-    m->weight_bytes += gm_weight_bytes(&m->embed);
-
-    /* A separate head wins when present (MLX VLM conversions store one). */
-    static const char *const heads[] = {"lm_head", "language_model.lm_head", "model.lm_head"};
-    const char *head = NULL;
-    for (size_t i = 0; i < sizeof heads / sizeof heads[0] && !head; i++)
-        if (gm_has_module(md, heads[i])) head = heads[i];
-    if (head) {
-        if ((st = gm_bind_matrix(md, head, c->vocab_size, D, &m->lm_head, err))) return st;
-        m->weight_bytes += gm_weight_bytes(&m->lm_head);
-    } else if (!c->tie_word_embeddings) {
-        return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tie_word_embeddings is false but there is no lm_head.weight",
-                       gm_modeldir_source(md));
-    } else {
-        m->lm_head = m->embed;
-    }
+    if ((st = gm_bind_embed_and_head(m, prefix, err))) return st;
 
     size_t per_layer = 4 * (size_t)D + 2 * (size_t)Dh + (size_t)Dh / 2;
     m->vectors = calloc(per_layer * (size_t)c->n_layers + (size_t)D, sizeof(float));
@@ -115,6 +98,7 @@ gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err) {
     float *vec = m->vectors;
     for (int l = 0; l < c->n_layers; l++)
         if ((st = bind_layer(m, prefix, l, &m->layers[l], &vec, err))) return st;
+    char name[256];
     snprintf(name, sizeof name, "%snorm.weight", prefix);
     m->final_norm = vec;
     if ((st = gm_bind_vector(md, name, D, c->norm_shift, vec, err))) return st;
@@ -144,23 +128,6 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, float eps, 
         for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float r = 1.0f / sqrtf((float)(ss / n) + eps);
     for (int i = 0; i < n; i++) y[i] = (x[i] * r) * w[i];
-}
-
-/* Split-half (NeoX) rotation of one head at position pos. */
-static void rope(float *x, int dim, const float *inv_freq, int pos) {
-    int half = dim / 2;
-    for (int i = 0; i < half; i++) {
-        float theta = inv_freq[i] * (float)pos;      /* f32 product, as the reference */
-        float c = (float)cos((double)theta), s = (float)sin((double)theta);
-        float a = x[i], b = x[i + half];
-        x[i] = a * c - b * s;
-        x[i + half] = b * c + a * s;
-    }
-}
-
-static float gelu_tanh(float x) {
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
 static void softcap(float *x, int n, float cap) {
@@ -231,7 +198,7 @@ static float expf_ggml(float x) {
 
 typedef struct {
     gemma_session *s;
-    int layer, n, pos0;
+    int layer, n, pos0, kv_dim;
 } attention_task;
 
 /* Key/value of absolute position j: this step's buffers for j >= pos0, else the cache. */
@@ -240,6 +207,13 @@ static inline const float *key_at(const attention_task *t, int j, int kv_dim) {
 }
 static inline const float *value_at(const attention_task *t, int j, int kv_dim) {
     return j >= t->pos0 ? t->s->vn + (size_t)(j - t->pos0) * kv_dim : gm_kv_value(&t->s->kv, t->layer, j);
+}
+
+static const float *key_of(const void *t, int j) {
+    return key_at(t, j, ((const attention_task *)t)->kv_dim);
+}
+static const float *value_of(const void *t, int j) {
+    return value_at(t, j, ((const attention_task *)t)->kv_dim);
 }
 
 /* The positions query i of this step sees: lo..hi.  Causal (and the window
@@ -264,7 +238,7 @@ static void attention_rows(void *arg, int thread, int n_threads) {
     gemma_session *s = t->s;
     const gm_config *c = s->model->cfg;
     const gm_kernels *k = s->k;
-    int H = c->n_heads, Dh = c->head_dim, kv_dim = c->n_kv_heads * Dh, group = H / c->n_kv_heads;
+    int H = c->n_heads, Dh = c->head_dim, group = H / c->n_kv_heads;
     float scale = (float)(1.0 / sqrt(c->query_pre_attn_scalar));
     float *p = s->scores + (size_t)thread * (size_t)s->n_ctx;
     int begin, end;
@@ -274,21 +248,8 @@ static void attention_rows(void *arg, int thread, int n_threads) {
         int i = item / H, h = item % H, kvh = h / group, lo, hi;
         visible(t, i, &lo, &hi);
         const float *q = s->q + (size_t)i * H * Dh + (size_t)h * Dh;
-        float mx = -INFINITY;
-        for (int j = lo; j <= hi; j++) {
-            float v = k->dot_f32(q, key_at(t, j, kv_dim) + (size_t)kvh * Dh, Dh) * scale;
-            p[j - lo] = v;
-            if (v > mx) mx = v;
-        }
-        float sum = 0.0f;
-        for (int j = 0; j <= hi - lo; j++) {
-            p[j] = expf(p[j] - mx);
-            sum += p[j];
-        }
         float *out = s->att + (size_t)i * H * Dh + (size_t)h * Dh;
-        memset(out, 0, (size_t)Dh * sizeof(float));
-        float inv = 1.0f / sum;
-        for (int j = lo; j <= hi; j++) k->axpy(p[j - lo] * inv, value_at(t, j, kv_dim) + (size_t)kvh * Dh, out, Dh);
+        gm_attend_head(k, q, Dh, scale, lo, hi, key_of, value_of, t, (size_t)kvh * Dh, p, out);
     }
 }
 
@@ -381,7 +342,7 @@ static void norm_rope_head(const gemma_model *m, int l, float *x, const float *n
     if (ggml)
         rope_ggml(x, c->head_dim, (float)c->layers[l].rope_theta, 1.0f / (float)c->layers[l].rope_factor, pos);
     else
-        rope(x, c->head_dim, m->layers[l].rope_inv_freq, pos);
+        gm_rope(x, c->head_dim, c->head_dim / 2, m->layers[l].rope_inv_freq, pos);
 }
 
 /* ========================================================== forward pass */
@@ -426,7 +387,7 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
                 s->kn[e] = f16_round(s->kn[e]);
                 s->vn[e] = f16_round(s->vn[e]);
             }
-        attention_task at = {s, l, n, pos0};
+        attention_task at = {s, l, n, pos0, kv_dim};
         gm_pool_run(s->pool, ggml ? attention_rows_ggml : attention_rows, &at);
         commit_kv(s, l, pos0, n);
         gm_matmul(s->pool, k, &L->o, s->att, n, s->xb, &s->mm);
@@ -443,7 +404,7 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
         if (ggml)
             for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = geglu_ggml(m->gelu_table, s->gate[e], s->up[e]);
         else
-            for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = gelu_tanh(s->gate[e]) * s->up[e];
+            for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = gm_gelu_tanh(s->gate[e]) * s->up[e];
         gm_matmul(s->pool, k, &L->down, s->gate, n, s->xb, &s->mm);
         for (int i = 0; i < n; i++) {
             float *x = s->x + (size_t)i * D, *o = s->xb + (size_t)i * D;

@@ -3,6 +3,7 @@
  * architecture's file (only Gemma 3 so far). */
 #include "models/model.h"
 #include "core/error.h"
+#include "io/weights.h"
 #include "quant/ggml_blocks.h"
 
 #include <dirent.h>
@@ -35,6 +36,12 @@ static void describe(gemma_model *m) {
              kind_name(&m->layers[0].q, k1, sizeof k1), kind_name(&m->layers[0].down, k2, sizeof k2),
              m->lm_head.data == m->embed.data ? "tied" : "separate", (double)m->weight_bytes / 1e6,
              gemma_numerics_name(m->numerics));
+    if (c->arch == GM_ARCH_GEMMA4) {
+        size_t len = strlen(m->description);
+        snprintf(m->description + len, sizeof m->description - len,
+                 "; global head_dim %d, per-layer inputs %d, %d KV-shared layers (text decoder only)",
+                 c->max_head_dim, c->ple_dim, c->n_kv_shared);
+    }
     if (m->vision) {
         const gm_vision_config *v = &m->vision->cfg;
         size_t len = strlen(m->description);
@@ -43,6 +50,36 @@ static void describe(gemma_model *m) {
                  v->image_size, v->patch_size, v->layers, v->hidden, v->tokens_per_image,
                  m->mmproj ? "mmproj" : "in the checkpoint");
     }
+}
+
+/* ============================================================== weights */
+
+gemma_status gm_bind_embed_and_head(gemma_model *m, const char *prefix, gemma_error *err) {
+    const gm_config *c = m->cfg;
+    const gm_modeldir *md = &m->md;
+    int D = c->hidden_size;
+    gemma_status st;
+    char name[256];
+    snprintf(name, sizeof name, "%sembed_tokens", prefix);
+    if ((st = gm_bind_matrix(md, name, c->vocab_size, D, &m->embed, err))) return st;
+    m->weight_bytes += gm_weight_bytes(&m->embed);
+
+    /* A separate head wins when present (MLX VLM conversions store one). */
+    static const char *const heads[] = {"lm_head", "language_model.lm_head", "model.lm_head"};
+    const char *head = NULL;
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0] && !head; i++)
+        if (gm_has_module(md, heads[i])) head = heads[i];
+    if (head) {
+        if ((st = gm_bind_matrix(md, head, c->vocab_size, D, &m->lm_head, err))) return st;
+        m->weight_bytes += gm_weight_bytes(&m->lm_head);
+    } else if (!c->tie_word_embeddings) {
+        return gm_fail(err, GEMMA_ERR_FORMAT, "%s: tie_word_embeddings is false but there is no lm_head.weight",
+                       gm_modeldir_source(md));
+    } else {
+        m->lm_head = m->embed;
+    }
+
+    return GEMMA_OK;
 }
 
 /* ================================================================= vision */
@@ -147,8 +184,10 @@ gemma_status gemma_model_load(const char *path, const gemma_model_options *opts,
         return st;
     }
     m->numerics = numerics;
-    st = gm_gemma3_bind(m, err);
-    if (!st) st = attach_vision(m, path, opts, err);
+    /* Gemma 4: the text decoder only (its vision and audio towers are not implemented) */
+    int gemma4 = m->cfg->arch == GM_ARCH_GEMMA4;
+    st = gemma4 ? gm_gemma4_bind(m, err) : gm_gemma3_bind(m, err);
+    if (!st && !gemma4) st = attach_vision(m, path, opts, err);
     if (st) {
         gemma_model_free(m);
         return st;
@@ -196,10 +235,16 @@ const char *gemma_model_path(const gemma_model *m) { return m ? m->md.dir : ""; 
 uint64_t gemma_model_param_count(const gemma_model *m) {
     if (!m) return 0;
     const gm_config *c = m->cfg;
-    uint64_t D = (uint64_t)c->hidden_size, Dh = (uint64_t)c->head_dim, F = (uint64_t)c->intermediate_size;
-    uint64_t q = (uint64_t)c->n_heads * Dh, kv = (uint64_t)c->n_kv_heads * Dh;
-    uint64_t layer = D * q + 2 * D * kv + q * D + 3 * D * F + 4 * D + 2 * Dh;
-    uint64_t n = (uint64_t)c->vocab_size * D + D + layer * (uint64_t)c->n_layers;
+    uint64_t D = (uint64_t)c->hidden_size, P = (uint64_t)c->ple_dim, N = (uint64_t)c->n_layers;
+    uint64_t n = (uint64_t)c->vocab_size * D + D;
+    for (int l = 0; l < c->n_layers; l++) {
+        const gm_layer_config *L = &c->layers[l];
+        uint64_t Dh = (uint64_t)L->head_dim, F = (uint64_t)L->ffn, own = L->kv_source == l;
+        uint64_t q = (uint64_t)c->n_heads * Dh, kv = (uint64_t)c->n_kv_heads * Dh;
+        n += 2 * D * q + own * (2 * D * kv + Dh) + 3 * D * F + 4 * D + Dh;
+        if (c->arch == GM_ARCH_GEMMA4) n += 2 * P * D + (P ? D : 0) + 1;   /* PLE gate, projection, norm; layer_scalar */
+    }
+    if (P) n += (uint64_t)c->ple_vocab * N * P + N * P * D + P;
     if (m->lm_head.data != m->embed.data) n += (uint64_t)c->vocab_size * D;
     return n;
 }

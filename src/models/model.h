@@ -16,6 +16,11 @@ typedef struct {
     float *q_norm, *k_norm;                                            /* [head_dim], 1 + w */
     float *rope_inv_freq;                                              /* [head_dim / 2] */
     int sliding;
+    /* Gemma 4 */
+    gm_weight ple_gate, ple_proj;      /* per_layer_input_gate [P, d], per_layer_projection [d, P] */
+    float *post_ple_norm;              /* [hidden] */
+    float *scalar;                     /* [1] layer_scalar */
+    int donor;                         /* a KV-shared layer reads this layer's cache */
 } gm_layer;
 
 struct gemma_model {
@@ -24,6 +29,8 @@ struct gemma_model {
     gm_weight embed, lm_head;      /* lm_head is a copy of embed's view when tied */
     gm_layer *layers;
     float *final_norm;
+    gm_weight embed_ple, ple_proj;     /* Gemma 4: embed_tokens_per_layer, per_layer_model_projection */
+    float *ple_norm;                   /* Gemma 4: per_layer_projection_norm [P] */
     float embed_scale;             /* bf16(sqrt(hidden)) as the reference rounds it (LLAMACPP: sqrtf) */
     float *vectors;                /* one allocation for all norm and rope vectors */
     gemma_numerics numerics;       /* EXACT or LLAMACPP (AUTO resolved at load) */
@@ -38,5 +45,8 @@ struct gemma_model {
 };
 
 gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err);
+gemma_status gm_gemma4_bind(gemma_model *m, gemma_error *err);
+/* embed_tokens and the LM head: a separate head tensor if present, else tied (as the config must allow). */
+gemma_status gm_bind_embed_and_head(gemma_model *m, const char *prefix, gemma_error *err);
 
 #endif

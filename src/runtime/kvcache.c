@@ -6,15 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-gemma_status gm_kvcache_init(gm_kvcache *kv, int n_layers, const int *window_of, int kv_dim, int n_ctx,
+gemma_status gm_kvcache_init(gm_kvcache *kv, int n_layers, const int *window_of, const int *kv_dim_of, int n_ctx,
                              const gemma_allocator *a, gemma_error *err) {
     memset(kv, 0, sizeof *kv);
     kv->allocator = a;
     kv->n_layers = n_layers;
-    kv->kv_dim = kv_dim;
     kv->layers = calloc((size_t)n_layers, sizeof *kv->layers);
     if (!kv->layers) return gm_fail(err, GEMMA_ERR_NOMEM, "KV cache: out of memory");
     for (int l = 0; l < n_layers; l++) {
+        int kv_dim = kv_dim_of[l];
+        if (kv_dim > kv->kv_dim) kv->kv_dim = kv_dim;
+        if (kv_dim == 0) continue;
         int cap = (window_of[l] > 0 && window_of[l] < n_ctx) ? window_of[l] : n_ctx;
         size_t bytes;
         if (!gm_mul_size((size_t)cap * sizeof(float), (size_t)kv_dim, &bytes)) {
@@ -22,6 +24,7 @@ gemma_status gm_kvcache_init(gm_kvcache *kv, int n_layers, const int *window_of,
             return gm_fail(err, GEMMA_ERR_NOMEM, "KV cache: size overflows");
         }
         kv->layers[l].cap = cap;
+        kv->layers[l].kv_dim = kv_dim;
         kv->layers[l].k = gm_alloc(a, bytes);
         kv->layers[l].v = gm_alloc(a, bytes);
         if (!kv->layers[l].k || !kv->layers[l].v) {

@@ -34,14 +34,18 @@ typedef struct {
     size_t n;
 } buffer_spec;
 
-enum { N_BUFFERS = 14 };
+enum { N_BUFFERS = 16 };
 
 static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, int n_batch, int max_threads,
                          buffer_spec *b) {
     const gm_config *c = model->cfg;
     size_t nb = (size_t)n_batch;
-    size_t D = (size_t)c->hidden_size, qdim = (size_t)c->n_heads * c->head_dim;
-    size_t kvdim = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->intermediate_size;
+    size_t D = (size_t)c->hidden_size, qdim = (size_t)c->n_heads * c->max_head_dim;
+    size_t kvdim = (size_t)c->max_kv_dim, F = (size_t)c->max_ffn;
+    /* Gemma 4 keeps one step buffer per layer type: a KV-shared layer reads
+     * the step's keys of the last unshared layer of its type */
+    if (c->arch == GM_ARCH_GEMMA4) kvdim *= 2;
+    size_t ple = (size_t)c->n_layers * (size_t)c->ple_dim;
     size_t per_thread = gm_matmul_scratch_floats(model->max_cols);
     int ggml = model->numerics == GEMMA_NUMERICS_LLAMACPP;
     buffer_spec t[N_BUFFERS] = {
@@ -54,6 +58,8 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
         {&s->mm.xq, ggml ? gm_matmul_xq_floats(n_batch, model->max_cols) : 0},
         {&s->mm.xf, model->f16_inputs ? nb * (size_t)model->max_cols : 0},
         {&s->att_lanes, ggml ? (size_t)max_threads * GM_ATT_LANE_ROWS * (size_t)c->head_dim : 0},
+        {&s->ple, nb * ple + ple},   /* + one widened row of the per-layer table */
+        {&s->ple_gate, nb * (size_t)c->ple_dim},
     };
     memcpy(b, t, sizeof t);
 }
@@ -100,8 +106,12 @@ static gemma_status resolve_options(const gemma_model *model, const gemma_sessio
 
 /* Ring size per layer: 0 = global (full context); sliding layers keep their
  * window plus the rewind room. */
-static void kv_windows(const gm_config *c, int n_rewind, int *window_of) {
-    for (int l = 0; l < c->n_layers; l++) window_of[l] = c->layers[l].sliding ? c->sliding_window + n_rewind : 0;
+static void kv_windows(const gm_config *c, int n_rewind, int *window_of, int *kv_dim_of) {
+    for (int l = 0; l < c->n_layers; l++) {
+        const gm_layer_config *L = &c->layers[l];
+        window_of[l] = L->sliding ? c->sliding_window + n_rewind : 0;
+        kv_dim_of[l] = L->kv_source == l ? c->n_kv_heads * L->head_dim : 0;
+    }
 }
 
 uint64_t gemma_session_memory_bytes(const gemma_model *model, const gemma_session_options *opts) {
@@ -109,8 +119,10 @@ uint64_t gemma_session_memory_bytes(const gemma_model *model, const gemma_sessio
     int max_threads;
     if (!model || resolve_options(model, opts, &o, &max_threads, NULL)) return 0;
     const gm_config *c = model->cfg;
-    uint64_t kv_dim = (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim, total = 0;
+    uint64_t total = 0;
     for (int l = 0; l < c->n_layers; l++) {
+        if (c->layers[l].kv_source != l) continue;
+        uint64_t kv_dim = (uint64_t)c->n_kv_heads * (uint64_t)c->layers[l].head_dim;
         int ring = c->sliding_window + o.n_rewind;
         int cap = c->layers[l].sliding && ring < o.n_ctx ? ring : o.n_ctx;
         total += 2 * (uint64_t)cap * kv_dim * sizeof(float);
@@ -143,12 +155,11 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_option
     s->n_rewind = o.n_rewind;
     s->allocator = o.allocator ? *o.allocator : model->allocator;
 
-    int *window_of = calloc((size_t)c->n_layers, sizeof(int));
+    int *window_of = calloc(2 * (size_t)c->n_layers, sizeof(int));
     st = window_of ? GEMMA_OK : gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
     if (!st) {
-        kv_windows(c, o.n_rewind, window_of);
-        st = gm_kvcache_init(&s->kv, c->n_layers, window_of, c->n_kv_heads * c->head_dim, s->n_ctx, &s->allocator,
-                             err);
+        kv_windows(c, o.n_rewind, window_of, window_of + c->n_layers);
+        st = gm_kvcache_init(&s->kv, c->n_layers, window_of, window_of + c->n_layers, s->n_ctx, &s->allocator, err);
     }
     free(window_of);
     if (!st) st = alloc_buffers(s, max_threads, err);
@@ -250,7 +261,10 @@ static gemma_status eval_steps(gemma_session *s, const int32_t *tokens, size_t n
         int last_step = done + step == n;
         gemma_logits_mode m = mode == GEMMA_LOGITS_ALL ? mode : (last_step ? mode : GEMMA_LOGITS_NONE);
         float *out = mode == GEMMA_LOGITS_ALL ? logits + done * (size_t)vocab : logits;
-        gm_gemma3_forward(s, tokens + done, (int)step, m, out);
+        if (s->model->cfg->arch == GM_ARCH_GEMMA4)
+            gm_gemma4_forward(s, tokens + done, (int)step, m, out);
+        else
+            gm_gemma3_forward(s, tokens + done, (int)step, m, out);
         done += step;
     }
     s->step_mm = 0;
@@ -320,6 +334,7 @@ gemma_status gemma_session_rewind(gemma_session *s, int n_keep, gemma_error *err
     const gm_config *c = s->model->cfg;
     for (int l = 0; l < c->n_layers; l++) {
         int cap = s->kv.layers[l].cap;
+        if (cap == 0) continue;   /* KV-shared: its donor is checked */
         if (c->layers[l].sliding && cap < s->n_ctx && s->pos - n_keep > cap - c->sliding_window)
             return gm_fail(err, GEMMA_ERR_ARG, "cannot go back %d tokens (at most %d with n_rewind %d)",
                            s->pos - n_keep, cap - c->sliding_window, s->n_rewind);

@@ -24,9 +24,11 @@ struct gemma_session {
     float *x;        /* [n_batch, hidden] residual stream */
     float *xb;       /* [n_batch, hidden] normed input / sublayer output */
     float *q;        /* [n_batch, n_heads * head_dim] */
-    float *kn, *vn;  /* [n_batch, kv_dim] this step's keys and values */
+    float *kn, *vn;  /* [n_batch, kv_dim] this step's keys and values (Gemma 4: [2][n_batch, kv_dim], by layer type) */
     float *att;      /* [n_batch, n_heads * head_dim] */
     float *gate, *up;/* [n_batch, intermediate] */
+    float *ple;      /* Gemma 4: [n_batch, n_layers * ple_dim] this step's per-layer inputs */
+    float *ple_gate; /* Gemma 4: [n_batch, ple_dim] */
     float *scores;   /* [n_threads, n_ctx] attention weights */
     float *att_lanes;/* LLAMACPP: [n_threads, GM_ATT_LANE_ROWS, head_dim] the V product's 64 lane
                         accumulators and the f16-rounded query */
@@ -44,5 +46,6 @@ struct gemma_session {
  * with s->step_mm, tokens equal to the model's image token take rows of
  * s->step_embeds and attend to their image run). */
 void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_logits_mode mode, float *logits);
+void gm_gemma4_forward(gemma_session *s, const int32_t *tokens, int n, gemma_logits_mode mode, float *logits);
 
 #endif

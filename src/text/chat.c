@@ -14,7 +14,14 @@
  * A GGUF file brings its template as tokenizer.chat_template; without one
  * (Gemma 3 270M's has none) general.architecture "gemma3" gets the format
  * that Gemma 3's tokenizer_config.json template maps to.
- * New formats (Gemma 4) plug in as another `kind`. */
+ *
+ * Gemma 4 (gemma-4-E2B-it's chat_template): <bos>, a leading system or
+ * developer message as its own "<|turn>system\n...<turn|>\n", roles as given
+ * ("assistant" -> "model", no alternation rule), user text trimmed, model
+ * text with its thought channels removed, consecutive assistant messages
+ * merged into one model turn, image parts as <|image|>, then
+ * "<|turn>model\n".  Tools and thinking (enable_thinking, tool calls and
+ * responses) are not expressible through gemma_chat_message and not rendered. */
 #include "text/chat.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -31,7 +38,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-typedef enum { CHAT_GEMMA3 = 1 } chat_kind;
+typedef enum { CHAT_GEMMA3 = 1, CHAT_GEMMA4 = 2 } chat_kind;
 
 struct gemma_chat_format {
     chat_kind kind;
@@ -148,6 +155,85 @@ static gemma_status render_gemma3(const gemma_chat_format *f, const gemma_chat_m
     return GEMMA_OK;
 }
 
+/* ================================================================ gemma 4 */
+
+/* The template's strip_thinking: of each piece split at "<channel|>", what
+ * precedes "<|channel>" (all of it if there is none), joined, then trimmed. */
+static void append_without_thinking(gm_strbuf *out, const char *s, size_t len) {
+    static const char close[] = "<channel|>", open[] = "<|channel>";
+    gm_strbuf kept;
+    gm_strbuf_init(&kept);
+    const char *end = s + len;
+    for (const char *p = s; p <= end;) {
+        const char *stop = p;
+        while (stop + sizeof close - 1 <= end && memcmp(stop, close, sizeof close - 1) != 0) stop++;
+        if (stop + sizeof close - 1 > end) stop = end;
+        const char *cut = p;
+        while (cut + sizeof open - 1 <= stop && memcmp(cut, open, sizeof open - 1) != 0) cut++;
+        gm_strbuf_append(&kept, p, (size_t)((cut + sizeof open - 1 <= stop ? cut : stop) - p));
+        if (stop == end) break;
+        p = stop + sizeof close - 1;
+    }
+    append_trimmed(out, kept.data, kept.len);
+    gm_strbuf_free(&kept);
+}
+
+static void append_gemma4_text(gm_strbuf *out, int model, const char *s, size_t len) {
+    if (!s) return;
+    if (model) append_without_thinking(out, s, len_of(s, len));
+    else append_trimmed(out, s, len);
+}
+
+static gemma_status render_gemma4(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int gen,
+                                  gm_strbuf *out, gemma_error *err) {
+    for (size_t i = 0; i < n; i++)
+        if (!m[i].role) return gm_fail(err, GEMMA_ERR_ARG, "chat: message %zu has no role", i);
+    gm_strbuf_puts(out, f->bos);
+    size_t first = 0;
+    if (n && (strcmp(m[0].role, "system") == 0 || strcmp(m[0].role, "developer") == 0)) {
+        gm_strbuf_puts(out, "<|turn>system\n");
+        if (m[0].content) {
+            append_trimmed(out, m[0].content, m[0].content_len);
+        } else {
+            for (size_t k = 0; m[0].parts && k < m[0].n_parts; k++) {
+                append_trimmed(out, m[0].parts[k].text, m[0].parts[k].text_len);
+                gm_strbuf_puts(out, " ");
+            }
+        }
+        gm_strbuf_puts(out, "<turn|>\n");
+        first = 1;
+    }
+    const char *prev_role = NULL;   /* the template's prev_non_tool_role */
+    for (size_t i = first; i < n; i++) {
+        const gemma_chat_message *msg = &m[i];
+        if (strcmp(msg->role, "tool") == 0) continue;   /* only read through tool calls */
+        int model = strcmp(msg->role, "assistant") == 0 || strcmp(msg->role, "model") == 0;
+        const char *role = strcmp(msg->role, "assistant") == 0 ? "model" : msg->role;
+        if (!(model && prev_role && strcmp(prev_role, "assistant") == 0)) {
+            gm_strbuf_puts(out, "<|turn>");
+            gm_strbuf_puts(out, role);
+            gm_strbuf_puts(out, "\n");
+        }
+        if (msg->content) {
+            append_gemma4_text(out, model, msg->content, msg->content_len);
+        } else {
+            for (size_t k = 0; msg->parts && k < msg->n_parts; k++) {
+                const gemma_chat_part *part = &msg->parts[k];
+                if (part->type == GEMMA_PART_IMAGE) gm_strbuf_puts(out, "<|image|>");
+                else if (part->type == GEMMA_PART_TEXT) append_gemma4_text(out, model, part->text, part->text_len);
+            }
+        }
+        /* a model turn stays open when the next (non-tool) message is an assistant one */
+        const char *next = NULL;
+        for (size_t j = i + 1; j < n && !next; j++)
+            if (strcmp(m[j].role, "tool") != 0) next = m[j].role;
+        if (!(model && next && strcmp(next, "assistant") == 0)) gm_strbuf_puts(out, "<turn|>\n");
+        prev_role = msg->role;
+    }
+    if (gen) gm_strbuf_puts(out, "<|turn>model\n");
+    return GEMMA_OK;
+}
+
 /* ============================================================ recognition */
 
 /* The literal Jinja string that follows `marker` in the template ('...' or "..."),
@@ -198,10 +284,21 @@ gemma_status gemma_chat_format_from_template(const char *jinja, gemma_chat_forma
         *out = f;
         return GEMMA_OK;
     }
+    if (strstr(jinja, "<|turn>") && strstr(jinja, "<turn|>") && strstr(jinja, "strip_thinking") &&
+        strstr(jinja, "prev_non_tool_role")) {
+        gemma_chat_format *f = calloc(1, sizeof *f);
+        if (!f) return gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
+        f->kind = CHAT_GEMMA4;
+        snprintf(f->name, sizeof f->name, "gemma4");
+        snprintf(f->bos, sizeof f->bos, "<bos>");
+        *out = f;
+        return GEMMA_OK;
+    }
     if (strstr(jinja, "<|turn>"))
-        return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "chat template: the Gemma 4 format is not supported yet");
+        return gm_fail(err, GEMMA_ERR_UNSUPPORTED,
+                       "chat template: this <|turn> template is not the Gemma 4 one recognised (gemma-4-E2B-it's)");
     return gm_fail(err, GEMMA_ERR_UNSUPPORTED,
-                   "chat template not recognised (supported: Gemma 3's <start_of_turn> template)");
+                   "chat template not recognised (supported: Gemma 3's <start_of_turn> template, Gemma 4's <|turn>)");
 }
 
 static int is_dir(const char *p) {
@@ -374,6 +471,7 @@ static gemma_status chat_render_buf(const gemma_chat_format *f, const gemma_chat
     if (n && !m) return gm_fail(err, GEMMA_ERR_ARG, "chat: messages is NULL");
     switch (f->kind) {
     case CHAT_GEMMA3: return render_gemma3(f, m, n, gen, out, err);
+    case CHAT_GEMMA4: return render_gemma4(f, m, n, gen, out, err);
     }
     return gm_fail(err, GEMMA_ERR_INTERNAL, "chat: unknown format");
 }

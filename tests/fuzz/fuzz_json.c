@@ -6,7 +6,9 @@
  * on, so a bad tree aborts here instead of corrupting something later; and
  * re-serializing then re-parsing every accepted tree must reproduce it.
  * The first input byte also picks a small depth limit now and then, so the
- * limit path gets exercised as well as the default one. */
+ * limit path gets exercised as well as the default one.  Every accepted
+ * document is also read as a config.json (src/io/config.c): a config it
+ * accepts must describe layers the forward passes can index safely. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "io/config.h"
 
 #define CHECK(cond) \
     do {            \
@@ -185,6 +188,28 @@ static void check_round_trip(const gm_json *root, const gm_json_limits *limits) 
     free(b.data);
 }
 
+/* The per-layer table of an accepted config: donors come first and share
+ * the head width, RoPE rotates at most half the head, buffer maxima hold. */
+static void check_config(const char *text, size_t size) {
+    gm_config cfg;
+    gemma_error err;
+    if (gm_config_parse(&cfg, "config.json", text, size, &err) == GEMMA_OK) {
+        for (int l = 0; l < cfg.n_layers; l++) {
+            const gm_layer_config *L = &cfg.layers[l];
+            CHECK(L->kv_source >= 0 && L->kv_source <= l);
+            CHECK(cfg.layers[L->kv_source].kv_source == L->kv_source);
+            CHECK(cfg.layers[L->kv_source].head_dim == L->head_dim);
+            CHECK(L->head_dim >= 2 && L->head_dim % 2 == 0 && L->head_dim <= cfg.max_head_dim);
+            CHECK(L->rope_pairs >= 0 && L->rope_pairs <= L->head_dim / 2);
+            CHECK(L->ffn >= 1 && L->ffn <= cfg.max_ffn);
+            CHECK(cfg.n_kv_heads * L->head_dim <= cfg.max_kv_dim);
+        }
+    } else {
+        CHECK(strchr(err.message, '\n') == NULL);
+    }
+    gm_config_free(&cfg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     gm_json_limits limits = {0, 0};
     /* A leading '\x01'..'\x08' byte selects a tiny depth limit for the rest. */
@@ -204,5 +229,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     walk(gm_json_root(doc), max_depth);
     check_round_trip(gm_json_root(doc), &limits);
     gm_json_free(doc);
+    check_config((const char *)data, size);
     return 0;
 }

@@ -3,7 +3,9 @@
  * For each fixture in tests/fixtures/gemma3/MANIFEST, every kernel table this
  * CPU runs, one and two threads, and many prefill splits (everything in one
  * batch, chunked batches, token by token, splits around the sliding window),
- * the logits must match transformers' (and mlx-lm's where present):
+ * the logits must match transformers' (and mlx-lm's where present).  The
+ * Gemma 4 fixtures (tests/fixtures/gemma4, ctest test_parity_gemma4) run the
+ * same way:
  *   max|Δ| <= tol * max|ref|  (tol 2e-3 float weights, 2e-2 quantized)
  * and the same top-1 token wherever the reference's top-2 margin is clear.
  * GGUF fixtures run like that in GEMMA_NUMERICS_EXACT (the reference is the
@@ -33,6 +35,7 @@ static char names[MAX_FIXTURES][128];
 
 typedef struct {
     int prefill, n_batch;
+    int n_rewind;   /* session option: 0 = default room; -1 = sliding rings exactly one window */
 } split;
 
 static int run_split(gemma_model *m, const fixture *f, const gm_kernels *k, int threads, split sp, float *out) {
@@ -42,6 +45,7 @@ static int run_split(gemma_model *m, const fixture *f, const gm_kernels *k, int 
     o.n_ctx = f->n_tokens;
     o.n_batch = sp.n_batch;
     o.n_threads = threads;
+    o.n_rewind = sp.n_rewind;
     if (gemma_session_create(m, &o, &s, &err) != GEMMA_OK) {
         print_error("session: %s\n", err.message);
         return 0;
@@ -66,13 +70,17 @@ static double f_max_abs(const float *x, size_t n) {
 static int make_splits(const fixture *f, split *sp) {
     int n = f->n_tokens, W = f->sliding_window, c = 0;
     int ks[] = {n, 1, W - 1, W, W + 1, 2 * W + 1, n / 2, n - 1};
-    sp[c++] = (split){n, n};
-    sp[c++] = (split){n, 3};           /* chunked prefill through the ring buffer */
+    sp[c++] = (split){n, n, 0};
+    sp[c++] = (split){n, 3, 0};        /* chunked prefill through the ring buffer */
+    /* rings of exactly one window: a step wraps them, and readers of a KV
+     * donor (Gemma 4's shared layers) must still see the entries it overwrites */
+    sp[c++] = (split){n, 3, -1};
+    sp[c++] = (split){n, n, -1};
     for (size_t i = 1; i < sizeof ks / sizeof ks[0]; i++) {
         int k = ks[i], dup = 0;
         if (k < 1 || k > n) continue;
         for (int j = 0; j < c; j++) dup |= sp[j].prefill == k && sp[j].n_batch == k;
-        if (!dup) sp[c++] = (split){k, k};
+        if (!dup) sp[c++] = (split){k, k, 0};
     }
     return c;
 }
@@ -105,7 +113,7 @@ static void test_fixture(void **state) {
     size_t count = (size_t)f.n_tokens * (size_t)f.vocab;
     float *out = malloc(count * sizeof(float));
     assert_non_null(out);
-    split sp[16];
+    split sp[20];
     int n_splits = make_splits(&f, sp);
     double worst_hf = 0, worst_mlx = 0;
     int runs = 0, top1_checked = 0;
@@ -122,9 +130,10 @@ static void test_fixture(void **state) {
                 if (c.rel > worst_hf) worst_hf = c.rel;
                 top1_checked += c.top1_checked;
                 if (c.rel > tol || c.top1_mismatch)
-                    fail_msg("%s [%s, %d threads, prefill %d, batch %d]: max|d| %.3g = %.3g of max|ref| %.3g "
+                    fail_msg("%s [%s, %d threads, prefill %d, batch %d, rewind %d]: max|d| %.3g = %.3g of max|ref| %.3g "
                              "(tol %.0e), top-1 mismatches %d/%d",
-                             name, all_isas[ii], threads, sp[si].prefill, sp[si].n_batch, c.max_abs_diff, c.rel,
+                             name, all_isas[ii], threads, sp[si].prefill, sp[si].n_batch, sp[si].n_rewind,
+                             c.max_abs_diff, c.rel,
                              c.max_abs_ref, tol, c.top1_mismatch, c.top1_checked);
                 if (f.ref_mlx) {
                     logit_cmp cm = compare_logits(out, f.ref_mlx, f.n_tokens, f.vocab,
@@ -159,8 +168,8 @@ static void test_fixture_llamacpp(void **state) {
     float *out = malloc(count * sizeof(float));
     assert_non_null(out);
     struct { const char *what; split sp; const float *ref; } schedules[] = {
-        {"one batch", {f.n_tokens, f.n_tokens}, f.ref_llamacpp_batch},
-        {"prefix, then one by one", {f.llamacpp_prefix, f.llamacpp_prefix}, f.ref_llamacpp_stream},
+        {"one batch", {f.n_tokens, f.n_tokens, 0}, f.ref_llamacpp_batch},
+        {"prefix, then one by one", {f.llamacpp_prefix, f.llamacpp_prefix, 0}, f.ref_llamacpp_stream},
     };
     int runs = 0;
     for (size_t ii = 0; ii < sizeof all_isas / sizeof all_isas[0]; ii++) {

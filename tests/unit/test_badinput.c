@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "gemma.h"
 #include <unistd.h>
 #include "unit/testutil.h"
@@ -264,6 +268,41 @@ static void test_duplicate_tensor(void **state) {
     tu_model_free(&m);
 }
 
+/* A Gemma 4 fixture whose config.json disagrees with its tensors in one field. */
+static const char *gemma4_variant(const char *name, const char *from, const char *to) {
+    const char *src = GEMMA_FIXTURES_DIR "/gemma4/e2b-f32-text";
+    const char *dir = tu_dir(name);
+    char path[1200], cmd[2600];
+    snprintf(cmd, sizeof cmd, "cp '%s/model.safetensors' '%s/'", src, dir);
+    if (system(cmd) != 0) fail_msg("%s", cmd);
+    FILE *f = fopen(tu_path(path, sizeof path, src, "config.json"), "rb");
+    assert_non_null(f);
+    static char text[8192], out[8300];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *at = strstr(text, from);
+    if (!at) fail_msg("config.json of %s lacks '%s'", src, from);
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    tu_write_str(tu_path(path, sizeof path, dir, "config.json"), out);
+    return dir;
+}
+
+/* Gemma 4: each per-layer shape the config implies is checked against the file. */
+static void test_gemma4_config_vs_tensors(void **state) {
+    (void)state;
+    expect_load_error(gemma4_variant("g4-noshare", "\"num_kv_shared_layers\": 5", "\"num_kv_shared_layers\": 0"),
+                      GEMMA_ERR_FORMAT, "model.layers.5.self_attn.k_proj", NULL);
+    expect_load_error(gemma4_variant("g4-narrow", "\"use_double_wide_mlp\": true", "\"use_double_wide_mlp\": false"),
+                      GEMMA_ERR_FORMAT, "model.layers.5.mlp.gate_proj", NULL);
+    expect_load_error(gemma4_variant("g4-ghd", "\"global_head_dim\": 32", "\"global_head_dim\": 16"),
+                      GEMMA_ERR_FORMAT, "model.layers.4.self_attn.q_proj", NULL);
+    expect_load_error(gemma4_variant("g4-ple", "\"hidden_size_per_layer_input\": 8", "\"hidden_size_per_layer_input\": 4"),
+                      GEMMA_ERR_FORMAT, "model.embed_tokens_per_layer", NULL);
+    expect_load_error(gemma4_variant("g4-moe", "\"enable_moe_block\": false", "\"enable_moe_block\": true"),
+                      GEMMA_ERR_UNSUPPORTED, "config.json", "enable_moe_block");
+}
+
 static void test_bad_configs(void **state) {
     (void)state;
     tu_model m;
@@ -369,6 +408,7 @@ int main(void) {
         cmocka_unit_test(test_shape_mismatch_with_config), cmocka_unit_test(test_missing_tensor),
         cmocka_unit_test(test_duplicate_tensor),   cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_bad_index),          cmocka_unit_test(test_bad_quantized),
+        cmocka_unit_test(test_gemma4_config_vs_tensors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

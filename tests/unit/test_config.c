@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "io/config.h"
@@ -134,9 +135,26 @@ static void test_multimodal_reference_semantics(void **state) {
     gm_config_free(&c);
 }
 
+typedef struct {
+    const char *text, *needle;
+} rejection;
+
+/* Each text fails to parse with a message naming the file and the field. */
+static void expect_rejections(const rejection *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        gm_config c;
+        gemma_error err;
+        assert_int_not_equal(gm_config_parse(&c, "cfg/config.json", cases[i].text, strlen(cases[i].text), &err),
+                             GEMMA_OK);
+        if (!strstr(err.message, cases[i].needle) || !strstr(err.message, "cfg/config.json"))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err.message, cases[i].needle);
+        gm_config_free(&c);
+    }
+}
+
 static void test_rejections_name_the_field(void **state) {
     (void)state;
-    struct { const char *text, *needle; } cases[] = {
+    const rejection cases[] = {
         {"{\"model_type\":\"gemma3_text\",\"head_dim\":17}", "head_dim"},
         {"{\"model_type\":\"gemma3_text\",\"num_hidden_layers\":0}", "num_hidden_layers"},
         {"{\"model_type\":\"gemma3_text\",\"rms_norm_eps\":-1}", "rms_norm_eps"},
@@ -152,15 +170,110 @@ static void test_rejections_name_the_field(void **state) {
         {"{\"model_type\":\"gemma4\"}", "model_type"},
         {"[]", "not a JSON object"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        gm_config c;
-        gemma_error err;
-        assert_int_not_equal(gm_config_parse(&c, "cfg/config.json", cases[i].text, strlen(cases[i].text), &err),
-                             GEMMA_OK);
-        if (!strstr(err.message, cases[i].needle) || !strstr(err.message, "cfg/config.json"))
-            fail_msg("case %zu: '%s' lacks '%s'", i, err.message, cases[i].needle);
-        gm_config_free(&c);
+    expect_rejections(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* ------------------------------------------------------------------ Gemma 4 */
+
+/* google/gemma-4-E2B-it's text_config as the Hub writes it (multimodal wrapper). */
+static const char *const e2b =
+    "{\"model_type\":\"gemma4\",\"eos_token_id\":[1,106],\"image_token_id\":258880,\"text_config\":{"
+    "\"model_type\":\"gemma4_text\",\"hidden_size\":1536,\"num_hidden_layers\":35,\"intermediate_size\":6144,"
+    "\"use_double_wide_mlp\":true,\"num_attention_heads\":8,\"num_key_value_heads\":1,\"head_dim\":256,"
+    "\"global_head_dim\":512,\"attention_k_eq_v\":false,\"num_global_key_value_heads\":null,"
+    "\"sliding_window\":512,\"sliding_window_pattern\":5,\"rms_norm_eps\":1e-06,\"vocab_size\":262144,"
+    "\"vocab_size_per_layer_input\":262144,\"hidden_size_per_layer_input\":256,\"num_kv_shared_layers\":20,"
+    "\"final_logit_softcapping\":30.0,\"enable_moe_block\":false,\"num_experts\":null,\"tie_word_embeddings\":true,"
+    "\"rope_parameters\":{\"sliding_attention\":{\"rope_type\":\"default\",\"rope_theta\":10000.0},"
+    "\"full_attention\":{\"rope_type\":\"proportional\",\"partial_rotary_factor\":0.25,\"rope_theta\":1000000.0}},"
+    "\"layer_types\":[%s]}}";
+
+static char *layer_types_json(int n, int period, char *buf, size_t cap) {
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s\"%s\"", i ? "," : "",
+                                (i + 1) % period ? "sliding_attention" : "full_attention");
+    return buf;
+}
+
+static void test_gemma4_e2b(void **state) {
+    (void)state;
+    char types[2048], text[8192];
+    snprintf(text, sizeof text, e2b, layer_types_json(35, 5, types, sizeof types));
+    gm_config c;
+    parse_ok(&c, text);
+    assert_int_equal(c.arch, GM_ARCH_GEMMA4);
+    assert_int_equal(c.n_layers, 35);
+    assert_int_equal(c.ple_dim, 256);
+    assert_int_equal(c.ple_vocab, 262144);
+    assert_int_equal(c.n_kv_shared, 20);
+    assert_true(c.final_softcap == 30.0);
+    assert_true(c.norm_shift == 0.0f);
+    assert_true(c.query_pre_attn_scalar == 1.0);
+    assert_int_equal(c.max_head_dim, 512);
+    assert_int_equal(c.max_ffn, 12288);
+    assert_int_equal(c.max_kv_dim, 512);
+    for (int i = 0; i < 35; i++) {
+        const gm_layer_config *L = &c.layers[i];
+        int full = i % 5 == 4;
+        assert_int_equal(L->sliding, !full);
+        assert_int_equal(L->head_dim, full ? 512 : 256);
+        assert_int_equal(L->rope_pairs, full ? 64 : 128);
+        assert_true(L->rope_theta == (full ? 1e6 : 1e4));
+        assert_int_equal(L->ffn, i < 15 ? 6144 : 12288);
+        assert_int_equal(L->kv_source, i < 15 ? i : (full ? 14 : 13));
     }
+    assert_int_equal(c.n_eos, 2);
+    gm_config_free(&c);
+}
+
+/* E4B as transformers re-saves it: gemma4_text at the top level, per_layer_config
+ * instead of global_head_dim, no double-wide MLP; the 5:1 default pattern. */
+static void test_gemma4_e4b_per_layer_config(void **state) {
+    (void)state;
+    char text[4096], plc[1024];
+    size_t len = 0;
+    for (int i = 5; i < 42; i += 6) len += (size_t)snprintf(plc + len, sizeof plc - len, "%s\"%d\":{\"head_dim\":512}", i > 5 ? "," : "", i);
+    snprintf(text, sizeof text,
+             "{\"model_type\":\"gemma4_text\",\"hidden_size\":2560,\"num_hidden_layers\":42,\"intermediate_size\":10240,"
+             "\"num_attention_heads\":8,\"num_key_value_heads\":2,\"head_dim\":256,\"num_kv_shared_layers\":18,"
+             "\"per_layer_config\":{%s}}", plc);
+    gm_config c;
+    parse_ok(&c, text);
+    assert_true(c.final_softcap == 0);   /* transformers' default: none */
+    for (int i = 0; i < 42; i++) {
+        const gm_layer_config *L = &c.layers[i];
+        int full = i % 6 == 5;
+        assert_int_equal(L->head_dim, full ? 512 : 256);
+        assert_int_equal(L->ffn, 10240);
+        assert_int_equal(L->kv_source, i < 24 ? i : (full ? 23 : 22));
+    }
+    assert_int_equal(c.max_kv_dim, 1024);
+    gm_config_free(&c);
+}
+
+static void test_gemma4_rejections(void **state) {
+    (void)state;
+    const rejection cases[] = {
+        {"{\"model_type\":\"gemma4_text\",\"attention_k_eq_v\":true}", "attention_k_eq_v"},
+        {"{\"model_type\":\"gemma4_text\",\"enable_moe_block\":true}", "enable_moe_block"},
+        {"{\"model_type\":\"gemma4\",\"text_config\":{\"num_experts\":128}}", "text_config.num_experts"},
+        {"{\"model_type\":\"gemma4_text\",\"num_hidden_layers\":4,\"num_kv_shared_layers\":4}", "num_kv_shared_layers"},
+        {"{\"model_type\":\"gemma4_text\",\"num_hidden_layers\":4,\"num_kv_shared_layers\":3,"
+         "\"layer_types\":[\"full_attention\",\"sliding_attention\",\"sliding_attention\",\"full_attention\"]}",
+         "num_kv_shared_layers"},
+        {"{\"model_type\":\"gemma4_text\",\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"yarn\"}}}",
+         "rope_parameters.full_attention.rope_type"},
+        {"{\"model_type\":\"gemma4_text\",\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"proportional\","
+         "\"partial_rotary_factor\":2}}}", "partial_rotary_factor"},
+        {"{\"model_type\":\"gemma4_text\",\"per_layer_config\":{\"99\":{\"head_dim\":512}}}", "per_layer_config.99"},
+        {"{\"model_type\":\"gemma4_text\",\"per_layer_config\":{\"5\":{\"head_dim\":\"x\"}}}",
+         "per_layer_config.5.head_dim"},
+        {"{\"model_type\":\"gemma4_text\",\"global_head_dim\":511}", "head_dim"},
+        {"{\"model_type\":\"gemma4_text\",\"use_double_wide_mlp\":1}", "use_double_wide_mlp"},
+        {"{\"model_type\":\"gemma4_text\",\"hidden_size_per_layer_input\":-1}", "hidden_size_per_layer_input"},
+    };
+    expect_rejections(cases, sizeof cases / sizeof cases[0]);
 }
 
 int main(void) {
@@ -170,6 +283,9 @@ int main(void) {
         cmocka_unit_test(test_flat_rope_parameters_and_softcaps),
         cmocka_unit_test(test_multimodal_reference_semantics),
         cmocka_unit_test(test_rejections_name_the_field),
+        cmocka_unit_test(test_gemma4_e2b),
+        cmocka_unit_test(test_gemma4_e4b_per_layer_config),
+        cmocka_unit_test(test_gemma4_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "gemma.h"
 #include "unit/testutil.h"
 
@@ -65,8 +68,57 @@ static void test_gguf_eval_does_not_allocate(void **state) {
     eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_LLAMACPP, 16, 12);
 }
 
+/* Gemma 4: per-layer inputs, KV-shared layers and the donors' late commits
+ * use session buffers too (f32, bf16 and MLX 4-bit tables). */
+static void test_gemma4_eval_does_not_allocate(void **state) {
+    (void)state;
+    static const char *const names[] = {"e2b-f32-text", "e4b-bf16-mm", "e2b-mlx4-vlm"};
+    char path[512];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/gemma4/%s", GEMMA_FIXTURES_DIR, names[i]);
+        eval_without_allocating(path, GEMMA_NUMERICS_EXACT, 16, 12);
+    }
+}
+
+/* gemma_session_memory_bytes counts what a Gemma 4 session takes through its
+ * allocator: per-layer cache widths, no cache for KV-shared layers, the
+ * per-layer-input buffers.  (Empty buffers still take one aligned block.) */
+static size_t counted;
+static void *count_alloc(size_t size, size_t align, void *user) {
+    (void)user;
+    counted += size;
+    void *p = NULL;
+    return posix_memalign(&p, align, size) == 0 ? p : NULL;
+}
+static void count_free(void *p, void *user) {
+    (void)user;
+    free(p);
+}
+
+static void test_gemma4_memory_estimate(void **state) {
+    (void)state;
+    gemma_error err;
+    gemma_model *m;
+    assert_int_equal(gemma_model_load(GEMMA_FIXTURES_DIR "/gemma4/e2b-f32-text", NULL, &m, &err), GEMMA_OK);
+    gemma_allocator a = {count_alloc, count_free, NULL};
+    gemma_session_options o = gemma_session_default_options();
+    o.n_ctx = 64;
+    o.n_threads = 2;
+    o.allocator = &a;
+    uint64_t estimate = gemma_session_memory_bytes(m, &o);
+    counted = 0;
+    gemma_session *s;
+    assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
+    if (counted < estimate || counted > estimate + 64 * 64)
+        fail_msg("allocated %zu bytes, estimated %llu", counted, (unsigned long long)estimate);
+    gemma_session_free(s);
+    gemma_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_eval_does_not_allocate),
-                                       cmocka_unit_test(test_gguf_eval_does_not_allocate)};
+                                       cmocka_unit_test(test_gguf_eval_does_not_allocate),
+                                       cmocka_unit_test(test_gemma4_eval_does_not_allocate),
+                                       cmocka_unit_test(test_gemma4_memory_estimate)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

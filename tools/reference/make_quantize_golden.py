@@ -82,6 +82,8 @@ CASES = [
     # the same weights named like google/medgemma-4b-it (tied): gets language_model.lm_head.*
     ("mm-f16-hubnames.b4g64", "mm-f16-t5names", 4, 64, False, {"rename": HUB_NAMES}),
     ("mm-f16-hubnames.b4g64.skipvision", "mm-f16-t5names", 4, 64, True, {"rename": HUB_NAMES}),
+    # Gemma 4 (E2B-like, tests/fixtures/gemma4): per-layer table (80 wide) and projections (8 wide) stay F32
+    ("gemma4-e2b-f32-text.b4g32", "../gemma4/e2b-f32-text", 4, 32, False, None),
 ]
 
 # mlx-lm's logits (params upcast to float32, as the parity fixtures' ref_mlx)
@@ -90,7 +92,7 @@ CASES = [
 # Only Hub-spelled configs: mlx-lm ignores transformers 5's rope_parameters /
 # layer_types (on the float fixture text-bf16-t5 it is off by 170 %), which is
 # checked here first: mlx-lm on the float fixture must match ref_hf.f32.
-LOGIT_CASES = ["text-f32-hub.bf16.b4g32", "mm-f32-hub-sharded.b4g32"]
+LOGIT_CASES = ["text-f32-hub.bf16.b4g32", "mm-f32-hub-sharded.b4g32", "gemma4-e2b-f32-text.b4g32"]
 
 ROW_BITS = [2, 3, 4, 5, 6, 8]
 ROW_GROUPS = [32, 64, 128]
@@ -250,9 +252,14 @@ def check_meta(tool, outdir, ref_names, ref, bits, gs, text_only):
     return idx["metadata"]
 
 
+def vocab_of(config):
+    """vocab_size of a text or multimodal config (without reading its rope schema)."""
+    return config.get("text_config", config).get("vocab_size") or config["vocab_size"]
+
+
 def mlx_lm_case(case, indir, config, ref, work):
     name, fixture, bits, gs, skip, patch = case
-    vocab = ng.text_params(config)["vocab"]
+    vocab = vocab_of(config)
     d = work / "lm-in" / name
     if d.exists():
         shutil.rmtree(d)
@@ -299,7 +306,7 @@ def mlx_vlm_case(case, indir, config, ref, work, py):
     if d.exists():
         shutil.rmtree(d)
     shutil.copytree(indir, d)
-    tiny_tokenizer(d, ng.text_params(config)["vocab"])
+    tiny_tokenizer(d, vocab_of(config))
     # mlx-vlm reads mm_tokens_per_image from text_config (default 256, too many for the tiny tower)
     vc = dict(config, text_config=dict(config["text_config"], mm_tokens_per_image=config["mm_tokens_per_image"]))
     (d / "config.json").write_text(json.dumps(vc, indent=2))

@@ -1,0 +1,55 @@
+/* ops.h - the f32 operations the decoders share (Gemma 3 exact, Gemma 4),
+ * inline so each forward pass compiles them into its own loops. */
+#ifndef GM_OPS_H
+#define GM_OPS_H
+
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Split-half (NeoX) rotation of one head at position pos: pairs (i, i + dim/2)
+ * for i < pairs; the remaining pairs have angle 0 (Gemma 4's proportional RoPE). */
+static inline void gm_rope(float *x, int dim, int pairs, const float *inv_freq, int pos) {
+    int half = dim / 2;
+    for (int i = 0; i < pairs; i++) {
+        float theta = inv_freq[i] * (float)pos;      /* f32 product, as the reference */
+        float c = (float)cos((double)theta), s = (float)sin((double)theta);
+        float a = x[i], b = x[i + half];
+        x[i] = a * c - b * s;
+        x[i + half] = b * c + a * s;
+    }
+}
+
+static inline float gm_gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+/* Keys and values live in two places (the cache ring for past positions, the
+ * step's buffers for new ones), so the decoder passes accessors; they are
+ * static functions of the caller and inline away. */
+typedef const float *(*gm_kv_at_fn)(const void *ctx, int j);
+
+/* out[Dh] = sum_j softmax_j(q . key(j) * scale) value(j) over j = lo..hi;
+ * p holds hi - lo + 1 scores.  Keys and values start `off` floats into their rows. */
+static inline void gm_attend_head(const gm_kernels *k, const float *q, int Dh, float scale, int lo, int hi,
+                                  gm_kv_at_fn key, gm_kv_at_fn value, const void *ctx, size_t off, float *p,
+                                  float *out) {
+    float mx = -INFINITY;
+    for (int j = lo; j <= hi; j++) {
+        float v = k->dot_f32(q, key(ctx, j) + off, Dh) * scale;
+        p[j - lo] = v;
+        if (v > mx) mx = v;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j <= hi - lo; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    memset(out, 0, (size_t)Dh * sizeof(float));
+    float inv = 1.0f / sum;
+    for (int j = lo; j <= hi; j++) k->axpy(p[j - lo] * inv, value(ctx, j) + off, out, Dh);
+}
+
+#endif
