@@ -35,6 +35,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import gguf  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_real_270m_refs import disable_cpu_repacking  # noqa: E402
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "gemma3")
 PREFIX = 8
@@ -68,17 +71,6 @@ def with_vocab(src, dst, vocab):
     w.close()
 
 
-def no_repack():
-    import llama_cpp.llama_cpp as LL
-    default_params = LL.llama_model_default_params
-
-    def model_params():
-        p = default_params()
-        p.use_extra_bufts = False
-        return p
-    LL.llama_model_default_params = model_params
-
-
 def run(path, tokens, vocab):
     import llama_cpp
     llm = llama_cpp.Llama(path, n_ctx=256, n_batch=256, n_ubatch=256, n_threads=2, n_threads_batch=2,
@@ -101,7 +93,7 @@ def run(path, tokens, vocab):
 
 
 def main():
-    no_repack()
+    disable_cpu_repacking()
     names = [n.strip() for n in open(os.path.join(FIXTURES, "MANIFEST")) if n.strip().startswith("gguf-")]
     for name in names:
         d = os.path.join(FIXTURES, name)

@@ -218,17 +218,12 @@ class Chat:
 # llama.cpp
 
 
-def llama_step():
-    # ggml's OpenMP threads spin while waiting; on a shared 2-core machine that makes every
-    # barrier slow.  PASSIVE only changes the waiting, not the arithmetic.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import numpy as np
-    import llama_cpp
+def disable_cpu_repacking():
+    """No extra buffer types for llama-cpp-python models made after this (CPU weight repacking: AMX /
+    AVX-512 interleaved layouts).  The AMX path dies with SIGILL (tilezero) in VMs that do not enable
+    the AMX state, and the plain ggml-cpu kernels are the ones every x86 build has.  Llama() takes no
+    argument for this."""
     import llama_cpp.llama_cpp as LL
-
-    # No extra buffer types (CPU weight repacking: AMX / AVX-512 interleaved layouts). The AMX
-    # path dies with SIGILL (tilezero) in VMs that do not enable the AMX state, and the plain
-    # ggml-cpu kernels are the ones every x86 build has.  Llama() takes no argument for this.
     default_params = LL.llama_model_default_params
 
     def model_params():
@@ -236,6 +231,16 @@ def llama_step():
         p.use_extra_bufts = False
         return p
     LL.llama_model_default_params = model_params
+
+
+def llama_step():
+    # ggml's OpenMP threads spin while waiting; on a shared 2-core machine that makes every
+    # barrier slow.  PASSIVE only changes the waiting, not the arithmetic.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import numpy as np
+    import llama_cpp
+
+    disable_cpu_repacking()
 
     chat = Chat()
     prompts = build_prompts()
