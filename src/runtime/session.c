@@ -191,10 +191,10 @@ void gemma_session_free(gemma_session *s) {
     free(s);
 }
 
-/* Checks shared by both entry points; image tokens are allowed (and counted) when embeds is given. */
+/* Checks shared by both entry points (which have checked s); image tokens are allowed (and counted)
+ * when image_token >= 0. */
 static gemma_status check_eval(gemma_session *s, const int32_t *tokens, size_t n, int image_token, size_t *n_image,
                                gemma_logits_mode mode, float *logits, gemma_error *err) {
-    if (!s) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: session is NULL");
     if (!tokens) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: tokens is NULL");
     if (mode != GEMMA_LOGITS_NONE && !logits) return gm_fail(err, GEMMA_ERR_ARG, "gemma_session_eval: logits is NULL");
     if (mode != GEMMA_LOGITS_NONE && mode != GEMMA_LOGITS_LAST && mode != GEMMA_LOGITS_ALL)
