@@ -127,6 +127,10 @@ GEMMA_API const char *gemma_model_describe(const gemma_model *model);
 GEMMA_API uint64_t gemma_model_weight_bytes(const gemma_model *model);
 /* Number of weights (parameters) of the loaded text model. */
 GEMMA_API uint64_t gemma_model_param_count(const gemma_model *model);
+/* Weight bytes one decode step reads (every matrix of the text decoder, the
+ * LM head, one embedding row): divided by memory bandwidth, the decode
+ * speed limit.  The vision tower is not counted. */
+GEMMA_API uint64_t gemma_model_token_bytes(const gemma_model *model);
 /* The directory the model was loaded from (tokenizer and chat template live there). */
 GEMMA_API const char *gemma_model_path(const gemma_model *model);
 /* Ids that end a reply: eos_token_id of config.json and generation_config.json

@@ -249,6 +249,19 @@ uint64_t gemma_model_param_count(const gemma_model *m) {
     return n;
 }
 
+uint64_t gemma_model_token_bytes(const gemma_model *m) {
+    if (!m) return 0;
+    uint64_t n = gm_weight_bytes(&m->lm_head) + gm_weight_bytes(&m->ple_proj);
+    if (m->embed.rows) n += gm_weight_bytes(&m->embed) / (uint64_t)m->embed.rows;
+    if (m->embed_ple.rows) n += gm_weight_bytes(&m->embed_ple) / (uint64_t)m->embed_ple.rows;
+    for (int l = 0; l < m->cfg->n_layers; l++) {
+        const gm_layer *L = &m->layers[l];
+        const gm_weight *w[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down, &L->ple_gate, &L->ple_proj};
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) n += gm_weight_bytes(w[i]);
+    }
+    return n;
+}
+
 size_t gemma_model_stop_tokens(const gemma_model *m, int32_t *ids, size_t cap) {
     if (!m) return 0;
     size_t n = (size_t)m->cfg->n_eos;

@@ -27,5 +27,6 @@ int cmd_chat(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

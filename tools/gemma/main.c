@@ -16,6 +16,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "text or chat messages to token ids"},
     {"info", cmd_info, "describe a model directory"},
     {"quantize", cmd_quantize, "Hugging Face checkpoint -> MLX 4/8-bit checkpoint (mlx-lm / mlx-vlm compatible)"},
+    {"bench", cmd_bench, "prefill / decode / vision speed, load time and memory, against this machine's limits"},
     {"preprocess", cmd_preprocess, "image file -> Gemma 3 pixel values (HF Gemma3ImageProcessor-exact), raw float32"},
 };
 
