@@ -2,6 +2,7 @@
  * Compiled with -mavx2 -mfma -mf16c for this file only; used only when the
  * CPU reports those features. */
 #include "kernels/kernels.h"
+#include "kernels/mlx_rows.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -148,6 +149,90 @@ static void avx2_dequant_mlx(const uint8_t *packed, const float *scales, const f
         for (int k = k0; k < k0 + group_size; k += 8)
             _mm256_storeu_ps(out + k, _mm256_fmadd_ps(load_levels8(packed, bits, k), s, b));
     }
+}
+
+
+/* Decode: four rows per pass sharing the x loads.  A 4-bit row's 8 bytes
+ * widen to 8 lanes; the low nibbles are the block's even elements and the
+ * high nibbles its odd ones, the order mlx_prep_x gives x. */
+enum { MV_ROWS = 4 };
+
+static inline float scale_at(const uint8_t *p, int sdt, size_t i) {
+    if (sdt == GM_DT_BF16) return load_u16_scalar_bf16(p + 2 * i);
+    if (sdt == GM_DT_F16) return load_u16_scalar_f16(p + 2 * i);
+    float f;
+    __builtin_memcpy(&f, p + 4 * i, 4);
+    return f;
+}
+
+static inline float bias_dot(const uint8_t *b, int sdt, const float *xsum, int groups) {
+    __m256 acc = _mm256_setzero_ps();
+    int g = 0;
+    for (; g + 8 <= groups; g += 8) {
+        __m256 v = sdt == GM_DT_BF16  ? load_bf16x8(b + 2 * g)
+                   : sdt == GM_DT_F16 ? load_f16x8(b + 2 * g)
+                                      : _mm256_loadu_ps((const float *)(const void *)(b + 4 * g));
+        acc = _mm256_fmadd_ps(v, _mm256_loadu_ps(xsum + g), acc);
+    }
+    float tail = 0.0f;
+    for (; g < groups; g++) tail += scale_at(b, sdt, (size_t)g) * xsum[g];
+    return hsum256(acc) + tail;
+}
+
+static inline __attribute__((always_inline)) void mlx_rows_pass(const gm_mlx_rows *w, int r, int nr,
+                                                                const float *xp, const float *xsum, float *y) {
+    const int gs = w->group_size, groups = w->cols / gs, four = w->bits == 4;
+    const __m256i nib = _mm256_set1_epi32(15);
+    const uint8_t *p[MV_ROWS];
+    size_t g0[MV_ROWS];
+    __m256 total[MV_ROWS];
+    for (int j = 0; j < nr; j++) {
+        p[j] = w->data + (size_t)(r + j) * w->row_bytes;
+        g0[j] = (size_t)(r + j) * (size_t)groups;
+        total[j] = _mm256_setzero_ps();
+    }
+    for (int g = 0; g < groups; g++) {
+        __m256 acc[MV_ROWS];
+        for (int j = 0; j < nr; j++) acc[j] = _mm256_setzero_ps();
+        for (int k = g * gs; k < (g + 1) * gs; k += 16) {
+            __m256 xl = _mm256_loadu_ps(xp + k), xh = _mm256_loadu_ps(xp + k + 8);
+            for (int j = 0; j < nr; j++) {
+                __m256 a, b;
+                if (four) {
+                    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p[j] + k / 2)));
+                    a = _mm256_cvtepi32_ps(_mm256_and_si256(v, nib));
+                    b = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
+                } else {
+                    a = unpack8x8(p[j] + k);
+                    b = unpack8x8(p[j] + k + 8);
+                }
+                acc[j] = _mm256_fmadd_ps(b, xh, _mm256_fmadd_ps(a, xl, acc[j]));
+            }
+        }
+        for (int j = 0; j < nr; j++)
+            total[j] = _mm256_fmadd_ps(_mm256_set1_ps(scale_at(w->scales, w->sdtype, g0[j] + (size_t)g)), acc[j],
+                                       total[j]);
+    }
+    for (int j = 0; j < nr; j++)
+        y[j] = hsum256(total[j]) + bias_dot(w->biases + g0[j] * (w->sdtype == GM_DT_F32 ? 4 : 2), w->sdtype, xsum,
+                                            groups);
+}
+
+static void avx2_mlx_prep_x(const float *x, int n, int bits, int group_size, float *xp) {
+    if (gm_mlx4_fast(bits, group_size, 16))
+        gm_mlx4_deinterleave(x, n, 16, xp);
+    else
+        memcpy(xp, x, (size_t)n * sizeof(float));
+}
+
+static void avx2_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *xp, const float *xsum, float *y) {
+    if (!gm_mlx4_fast(w->bits, w->group_size, 16) && !(w->bits == 8 && w->group_size % 16 == 0)) {
+        gm_matvec_mlx_rowwise(w, r0, r1, xp, xsum, y, avx2_dot_mlx);
+        return;
+    }
+    int r = r0;
+    for (; r + MV_ROWS <= r1; r += MV_ROWS) mlx_rows_pass(w, r, MV_ROWS, xp, xsum, y + (r - r0));
+    for (; r < r1; r++) mlx_rows_pass(w, r, 1, xp, xsum, y + (r - r0));
 }
 
 /* ------------------------------------------------------------ conversions */
@@ -569,6 +654,8 @@ const gm_kernels gm_kernels_avx2 = {
     .dot_bf16 = avx2_dot_bf16,
     .dot_f16 = avx2_dot_f16,
     .dot_mlx = avx2_dot_mlx,
+    .mlx_prep_x = avx2_mlx_prep_x,
+    .matvec_mlx = avx2_matvec_mlx,
     .dequant_mlx = avx2_dequant_mlx,
     .bf16_to_f32 = avx2_bf16_to_f32,
     .f16_to_f32 = avx2_f16_to_f32,

@@ -2,6 +2,7 @@
  * kernels.h): 16 lanes per instruction; on cores with full-width FMA units
  * (Zen 5, Sapphire Rapids) that doubles the arithmetic rate over AVX2. */
 #include "kernels/kernels.h"
+#include "kernels/mlx_rows.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -146,6 +147,101 @@ static void avx512_dequant_mlx(const uint8_t *packed, const float *scales, const
         for (int k = k0; k < k0 + group_size; k += 16)
             _mm512_storeu_ps(out + k, _mm512_fmadd_ps(load_levels16(packed, bits, k), s, b));
     }
+}
+
+
+/* Decode: several rows per pass.  A 4-bit row's 16 bytes widen to 16 lanes
+ * (vpmovzxbd); vpermps looks the low nibble of each lane up in {0..15}, and
+ * again after a shift by 4 for the high nibble, so the two halves are the
+ * even and odd elements of the block: mlx_prep_x puts x in that order. */
+enum { MV_ROWS = 4 };
+
+static inline float scale_at(const uint8_t *p, int sdt, size_t i) {
+    if (sdt == GM_DT_BF16) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    if (sdt == GM_DT_F16) return f16_scalar(p + 2 * i);
+    return f32_scalar(p + 4 * i);
+}
+
+/* sum_g biases[g] * xsum[g] for one row's groups */
+static inline float bias_dot(const uint8_t *b, int sdt, const float *xsum, int groups) {
+    __m512 acc = _mm512_setzero_ps();
+    int g = 0;
+    for (; g + 16 <= groups; g += 16) {
+        __m512 v = sdt == GM_DT_BF16  ? load_bf16x16(b + 2 * g)
+                   : sdt == GM_DT_F16 ? load_f16x16(b + 2 * g)
+                                      : _mm512_loadu_ps((const float *)(const void *)(b + 4 * g));
+        acc = _mm512_fmadd_ps(v, _mm512_loadu_ps(xsum + g), acc);
+    }
+    float tail = 0.0f;
+    for (; g < groups; g++) tail += scale_at(b, sdt, (size_t)g) * xsum[g];
+    return _mm512_reduce_add_ps(acc) + tail;
+}
+
+static inline __attribute__((always_inline)) void mlx_rows_pass(const gm_mlx_rows *w, int r, int nr,
+                                                                const float *xp, const float *xsum, float *y) {
+    const __m512 levels = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const int gs = w->group_size, groups = w->cols / gs, four = w->bits == 4;
+    const uint8_t *p[MV_ROWS];
+    size_t g0[MV_ROWS];
+    __m512 total[MV_ROWS];
+    for (int j = 0; j < nr; j++) {
+        p[j] = w->data + (size_t)(r + j) * w->row_bytes;
+        g0[j] = (size_t)(r + j) * (size_t)groups;
+        total[j] = _mm512_setzero_ps();
+    }
+    for (int g = 0; g < groups; g++) {
+        __m512 lo[MV_ROWS], hi[MV_ROWS];
+        for (int j = 0; j < nr; j++) lo[j] = hi[j] = _mm512_setzero_ps();
+        for (int k = g * gs; k < (g + 1) * gs; k += 32) {
+            __m512 xl = _mm512_loadu_ps(xp + k), xh = _mm512_loadu_ps(xp + k + 16);
+            /* the next pass's rows, a line per row per 64 bytes read: the hardware
+             * prefetchers stop at every 4 KB page, software ones do not */
+            if ((k & (four ? 127 : 63)) == 0)
+                for (int j = 0; j < nr; j++)
+                    _mm_prefetch((const char *)(p[j] + (size_t)k * w->bits / 8 + 2 * MV_ROWS * w->row_bytes),
+                                 _MM_HINT_T0);
+            for (int j = 0; j < nr; j++) {
+                if (four) {
+                    __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p[j] + k / 2)));
+                    lo[j] = _mm512_fmadd_ps(_mm512_permutexvar_ps(b, levels), xl, lo[j]);
+                    hi[j] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), levels), xh, hi[j]);
+                } else {
+                    lo[j] = _mm512_fmadd_ps(unpack8x16(p[j] + k), xl, lo[j]);
+                    hi[j] = _mm512_fmadd_ps(unpack8x16(p[j] + k + 16), xh, hi[j]);
+                }
+            }
+        }
+        for (int j = 0; j < nr; j++)
+            total[j] = _mm512_fmadd_ps(_mm512_set1_ps(scale_at(w->scales, w->sdtype, g0[j] + (size_t)g)),
+                                       _mm512_add_ps(lo[j], hi[j]), total[j]);
+    }
+    for (int j = 0; j < nr; j++)
+        y[j] = _mm512_reduce_add_ps(total[j]) + bias_dot(w->biases + g0[j] * (w->sdtype == GM_DT_F32 ? 4 : 2),
+                                                         w->sdtype, xsum, groups);
+}
+
+static void avx512_mlx_prep_x(const float *x, int n, int bits, int group_size, float *xp) {
+    if (gm_mlx4_fast(bits, group_size, 32))
+        gm_mlx4_deinterleave(x, n, 32, xp);
+    else
+        memcpy(xp, x, (size_t)n * sizeof(float));
+}
+
+static void avx512_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *xp, const float *xsum, float *y) {
+    if (!gm_mlx4_fast(w->bits, w->group_size, 32) && !(w->bits == 8 && w->group_size % 32 == 0)) {
+        gm_matvec_mlx_rowwise(w, r0, r1, xp, xsum, y, avx512_dot_mlx);
+        return;
+    }
+    int r = r0;
+    for (; r + MV_ROWS <= r1; r += MV_ROWS) mlx_rows_pass(w, r, MV_ROWS, xp, xsum, y + (r - r0));
+    for (; r < r1; r++) mlx_rows_pass(w, r, 1, xp, xsum, y + (r - r0));
 }
 
 /* ------------------------------------------------------------ conversions */
@@ -545,6 +641,8 @@ const gm_kernels gm_kernels_avx512 = {
     .dot_bf16 = avx512_dot_bf16,
     .dot_f16 = avx512_dot_f16,
     .dot_mlx = avx512_dot_mlx,
+    .mlx_prep_x = avx512_mlx_prep_x,
+    .matvec_mlx = avx512_matvec_mlx,
     .dequant_mlx = avx512_dequant_mlx,
     .bf16_to_f32 = avx512_bf16_to_f32,
     .f16_to_f32 = avx512_f16_to_f32,

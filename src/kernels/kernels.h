@@ -16,6 +16,18 @@
  * hold one f32 per group, `xsum[g]` = sum of x over group g (precomputed once
  * per input vector, shared by all rows).  Returns
  *   sum_g ( scales[g] * sum_{k in g} q_k x_k  +  biases[g] * xsum[g] ). */
+/* MLX affine rows for a matrix-vector product (decode): row r's bitstream at
+ * data + r*row_bytes, its cols/group_size scales and biases at element
+ * r*(cols/group_size) of `scales` / `biases`, of dtype sdtype (GM_DT_BF16,
+ * GM_DT_F16 or GM_DT_F32; core/dtype.h). */
+typedef struct {
+    const uint8_t *data;
+    size_t row_bytes;
+    const uint8_t *scales, *biases;
+    int sdtype;
+    int bits, group_size, cols;
+} gm_mlx_rows;
+
 typedef float (*gm_dot_mlx_fn)(const uint8_t *packed, const float *scales, const float *biases,
                                const float *xsum, int bits, int group_size, const float *x, int n);
 
@@ -29,6 +41,13 @@ typedef struct {
     float (*dot_bf16)(const void *w, const float *x, int n);
     float (*dot_f16)(const void *w, const float *x, int n);
     gm_dot_mlx_fn dot_mlx;
+    /* Decode: xp = x (n values) in the order this table's matvec_mlx reads it
+     * (its unpacking order for 4-bit rows; a copy otherwise), once per input
+     * vector, then y[r - r0] = sum_g scale_g * sum_{k in g} q_k x_k + bias_g *
+     * xsum[g] for rows r0 <= r < r1, several rows per pass so that the x loads
+     * and the horizontal sums are shared.  Sums in any order (f32). */
+    void (*mlx_prep_x)(const float *x, int n, int bits, int group_size, float *xp);
+    void (*matvec_mlx)(const gm_mlx_rows *w, int r0, int r1, const float *xp, const float *xsum, float *y);
     /* w[k] = scales[k/gs] * q_k + biases[k/gs] for k < n */
     void (*dequant_mlx)(const uint8_t *packed, const float *scales, const float *biases, int bits,
                         int group_size, float *out, int n);

@@ -7,13 +7,16 @@
  * input row is quantized once per call to the weight type's 8-bit activation
  * type, and each output is an integer block dot (for one token or many). */
 #include "kernels/matmul.h"
+#include "kernels/gemm.h"
 #include "quant/ggml_q8.h"
 
 #include <string.h>
 
 size_t gm_matmul_scratch_floats(int max_cols) {
-    /* a widened row + f32 scales + f32 biases, rounded up to whole cache lines */
-    size_t n = (size_t)max_cols + 2 * ((size_t)max_cols / 32 + 16);
+    /* a widened row + f32 scales + f32 biases, or the GEMM's packed blocks,
+     * rounded up to whole cache lines */
+    size_t n = (size_t)max_cols + 2 * ((size_t)max_cols / 32 + 16), g = gm_gemm_buf_floats(0);
+    if (g > n) n = g;
     return (n + 15) & ~(size_t)15;
 }
 
@@ -135,12 +138,9 @@ static void matmul_rows_q8(const matmul_task *t, int begin, int end) {
     }
 }
 
-static void matmul_rows(void *arg, int thread, int n_threads) {
-    const matmul_task *t = arg;
+static void matmul_range(const matmul_task *t, int begin, int end, int thread) {
     const gm_weight *w = t->w;
     const gm_kernels *k = t->k;
-    int begin, end;
-    gm_split_range(w->rows, 8, thread, n_threads, &begin, &end);
     float *buf = t->scratch->per_thread[thread];
     if (t->act_type) {
         matmul_rows_q8(t, begin, end);
@@ -151,9 +151,11 @@ static void matmul_rows(void *arg, int thread, int n_threads) {
         return;
     }
     int cols = w->cols, T = t->n_tokens;
-    int groups = w->kind == GM_W_MLX ? cols / w->group_size : 0;
-    float *scales = buf + cols, *biases = scales + groups;
-
+    if (T == 1 && w->kind == GM_W_MLX) {
+        gm_mlx_rows rows = {w->data, w->row_bytes, w->scales, w->biases, (int)w->qdtype, w->bits, w->group_size, cols};
+        k->matvec_mlx(&rows, begin, end, t->scratch->xp, t->scratch->xsum, t->y + begin);
+        return;
+    }
     for (int o = begin; o < end; o++) {
         const uint8_t *row = w->data + (size_t)o * w->row_bytes;
         if (T == 1) {
@@ -162,29 +164,84 @@ static void matmul_rows(void *arg, int thread, int n_threads) {
             case GM_W_F32: v = k->dot_wf32(row, t->x, cols); break;
             case GM_W_BF16: v = k->dot_bf16(row, t->x, cols); break;
             case GM_W_F16: v = k->dot_f16(row, t->x, cols); break;
-            case GM_W_GGML: v = k->dot_ggml(w->ggml_type, row, t->x, cols); break;
-            default:
-                widen_scales(k, w, o, scales, biases);
-                v = k->dot_mlx(row, scales, biases, t->scratch->xsum, w->bits, w->group_size, t->x, cols);
-                break;
+            default: v = k->dot_ggml(w->ggml_type, row, t->x, cols); break;   /* GGUF blocks (MLX: above) */
             }
             t->y[o] = v;
             continue;
         }
-        gm_weight_row(k, w, o, buf, scales);   /* widen once (copy for f32: alignment), reuse T times */
+        gm_weight_row(k, w, o, buf, buf + cols);   /* widen once (copy for f32: alignment), reuse T times */
         for (int i = 0; i < T; i++) t->y[(size_t)i * w->rows + o] = k->dot_f32(buf, t->x + (size_t)i * cols, cols);
     }
 }
 
+static void matmul_rows(void *arg, int thread, int n_threads) {
+    const matmul_task *t = arg;
+    int begin, end;
+    gm_split_range(t->w->rows, 8, thread, n_threads, &begin, &end);
+    matmul_range(t, begin, end, thread);
+}
+
+/* Several matrices of one input in one pool step: the threads split the
+ * rows of all of them as one range (decode: one barrier instead of three). */
+typedef struct {
+    matmul_task part[GM_MATMUL_MAX_MANY];
+    int n, total_rows;
+} many_task;
+
+static void matmul_many_rows(void *arg, int thread, int n_threads) {
+    const many_task *m = arg;
+    int begin, end;
+    gm_split_range(m->total_rows, 8, thread, n_threads, &begin, &end);
+    for (int i = 0, base = 0; i < m->n; base += m->part[i].w->rows, i++) {
+        int b = begin > base ? begin - base : 0, e = end - base < m->part[i].w->rows ? end - base : m->part[i].w->rows;
+        if (b < e) matmul_range(&m->part[i], b, e, thread);
+    }
+}
+
+static void prepare_mlx_input(const gm_kernels *k, const gm_weight *w, const float *x, gm_matmul_scratch *scratch) {
+    int gs = w->group_size;
+    for (int g = 0; g * gs < w->cols; g++) {
+        float s = 0.0f;
+        for (int i = 0; i < gs; i++) s += x[g * gs + i];
+        scratch->xsum[g] = s;
+    }
+    k->mlx_prep_x(x, w->cols, w->bits, w->group_size, scratch->xp);
+}
+
+void gm_matmul_many(gm_pool *pool, const gm_kernels *k, const gm_weight *const *w, int n, const float *x,
+                    int n_tokens, float *const *y, gm_matmul_scratch *scratch) {
+    int fuse = n_tokens == 1 && n <= GM_MATMUL_MAX_MANY;
+    const gm_weight *mlx = NULL;
+    for (int i = 0; i < n && fuse; i++) {
+        if (w[i]->llamacpp || w[i]->cols != w[0]->cols) fuse = 0;
+        if (w[i]->kind != GM_W_MLX) continue;
+        if (mlx && (w[i]->bits != mlx->bits || w[i]->group_size != mlx->group_size)) fuse = 0;
+        mlx = w[i];
+    }
+    if (!fuse) {
+        for (int i = 0; i < n; i++) gm_matmul(pool, k, w[i], x, n_tokens, y[i], scratch);
+        return;
+    }
+    if (mlx) prepare_mlx_input(k, mlx, x, scratch);
+    many_task m;
+    m.n = n;
+    m.total_rows = 0;
+    for (int i = 0; i < n; i++) {
+        matmul_task t = {k, w[i], x, 1, y[i], scratch, 0, 0, NULL};
+        m.part[i] = t;
+        m.total_rows += w[i]->rows;
+    }
+    gm_pool_run(pool, matmul_many_rows, &m);
+}
+
 void gm_matmul(gm_pool *pool, const gm_kernels *k, const gm_weight *w, const float *x, int n_tokens, float *y,
                gm_matmul_scratch *scratch) {
-    if (w->kind == GM_W_MLX && n_tokens == 1) {
-        int gs = w->group_size;
-        for (int g = 0; g * gs < w->cols; g++) {
-            float s = 0.0f;
-            for (int i = 0; i < gs; i++) s += x[g * gs + i];
-            scratch->xsum[g] = s;
-        }
+    if (w->kind == GM_W_MLX && n_tokens == 1) prepare_mlx_input(k, w, x, scratch);
+    if (n_tokens >= GM_MATMUL_GEMM_MIN_TOKENS && !w->llamacpp) {
+        /* prefill: a cache-blocked GEMM decodes each weight once per call, not once per token */
+        gm_gemm_args g = {n_tokens, w->rows, w->cols, x, (size_t)w->cols, 0, w, 0, y, (size_t)w->rows, 0};
+        gm_gemm(pool, k, &g, scratch->per_thread);
+        return;
     }
     matmul_task t = {k, w, x, n_tokens, y, scratch, 0, 0, NULL};
     if (gm_matmul_lanes_ok(w)) {

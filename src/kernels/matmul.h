@@ -45,6 +45,7 @@ typedef struct {
     float *xq;                /* the input rows quantized for GGUF block weights (bytes; a float
                                  buffer so that the session allocates it with the others) */
     float *xf;                /* [max_tokens * max_cols] the input rows rounded to f16 (F16 weights) */
+    float *xp;                /* [max_cols] one input row in matvec_mlx's order (MLX weights, decode) */
 } gm_matmul_scratch;
 
 size_t gm_matmul_scratch_floats(int max_cols);      /* per thread */
@@ -54,9 +55,19 @@ size_t gm_matmul_xq_floats(int max_tokens, int max_cols);
 /* Whether w takes the F16/F32 llama.cpp path (then the scratch needs xf). */
 int gm_matmul_lanes_ok(const gm_weight *w);
 
+/* From this many tokens on (prefill), exact numerics multiply through the
+ * cache-blocked GEMM (kernels/gemm.h); fewer go row by row. */
+#define GM_MATMUL_GEMM_MIN_TOKENS 4
+
 /* y[t*rows + o] = sum_k W[o,k] x[t*cols + k]  for t < n_tokens. */
 void gm_matmul(gm_pool *pool, const gm_kernels *k, const gm_weight *w, const float *x, int n_tokens, float *y,
                gm_matmul_scratch *scratch);
+
+/* y[i] = the product of w[i] with x, for n matrices of the same input (q, k,
+ * v; gate, up): one pool step for all of them where the path allows. */
+#define GM_MATMUL_MAX_MANY 4
+void gm_matmul_many(gm_pool *pool, const gm_kernels *k, const gm_weight *const *w, int n, const float *x,
+                    int n_tokens, float *const *y, gm_matmul_scratch *scratch);
 
 /* Row `row` of W as f32 (the embedding lookup; never the whole table). */
 void gm_weight_row(const gm_kernels *k, const gm_weight *w, int row, float *out, float *tmp_groups);

@@ -3,6 +3,7 @@
  * Weights are read with byte loads (vld1q_u8) and reinterpreted: checkpoint
  * tensors may be unaligned.  Verified under qemu-aarch64 against ref.c. */
 #include "kernels/kernels.h"
+#include "kernels/mlx_rows.h"
 
 #include <arm_neon.h>
 #include <math.h>
@@ -144,6 +145,74 @@ static void neon_dequant_mlx(const uint8_t *packed, const float *scales, const f
             vst1q_f32(out + k + 4, vfmaq_f32(b, hi, s));
         }
     }
+}
+
+
+/* Decode: two rows per pass sharing the x loads.  8 bytes of a 4-bit row
+ * split into their low nibbles (the block's even elements) and high nibbles
+ * (odd ones), the order mlx_prep_x gives x, so no zip is needed. */
+enum { MV_ROWS = 2 };
+
+static inline float32x4_t mv_dot16(uint8x8_t b, int four, const uint8_t *p8, const float *x, float32x4_t acc) {
+    uint16x8_t l, h;
+    if (four) {
+        l = vmovl_u8(vand_u8(b, vdup_n_u8(15)));
+        h = vmovl_u8(vshr_n_u8(b, 4));
+    } else {
+        l = vmovl_u8(vld1_u8(p8));
+        h = vmovl_u8(vld1_u8(p8 + 8));
+    }
+    acc = vfmaq_f32(acc, vcvtq_f32_u32(vmovl_u16(vget_low_u16(l))), vld1q_f32(x));
+    acc = vfmaq_f32(acc, vcvtq_f32_u32(vmovl_u16(vget_high_u16(l))), vld1q_f32(x + 4));
+    acc = vfmaq_f32(acc, vcvtq_f32_u32(vmovl_u16(vget_low_u16(h))), vld1q_f32(x + 8));
+    return vfmaq_f32(acc, vcvtq_f32_u32(vmovl_u16(vget_high_u16(h))), vld1q_f32(x + 12));
+}
+
+static inline void mlx_rows_pass(const gm_mlx_rows *w, int r, int nr, const float *xp, const float *xsum, float *y) {
+    const int gs = w->group_size, groups = w->cols / gs, four = w->bits == 4;
+    for (int j = 0; j < nr; j++) y[j] = 0.0f;
+    float32x4_t total[MV_ROWS];
+    const uint8_t *p[MV_ROWS];
+    size_t g0[MV_ROWS];
+    for (int j = 0; j < nr; j++) {
+        p[j] = w->data + (size_t)(r + j) * w->row_bytes;
+        g0[j] = (size_t)(r + j) * (size_t)groups;
+        total[j] = vdupq_n_f32(0);
+    }
+    for (int g = 0; g < groups; g++) {
+        float32x4_t acc[MV_ROWS];
+        for (int j = 0; j < nr; j++) acc[j] = vdupq_n_f32(0);
+        for (int k = g * gs; k < (g + 1) * gs; k += 16)
+            for (int j = 0; j < nr; j++) {
+                uint8x8_t b = four ? vld1_u8(p[j] + k / 2) : vdup_n_u8(0);
+                acc[j] = mv_dot16(b, four, p[j] + k, xp + k, acc[j]);
+            }
+        for (int j = 0; j < nr; j++)
+            total[j] = vfmaq_n_f32(total[j], acc[j], gm_load_float(w->scales, (gm_dtype)w->sdtype, g0[j] + (size_t)g));
+    }
+    for (int j = 0; j < nr; j++) {
+        float bias = 0.0f;
+        for (int g = 0; g < groups; g++)
+            bias += gm_load_float(w->biases, (gm_dtype)w->sdtype, g0[j] + (size_t)g) * xsum[g];
+        y[j] = vaddvq_f32(total[j]) + bias;
+    }
+}
+
+static void neon_mlx_prep_x(const float *x, int n, int bits, int group_size, float *xp) {
+    if (gm_mlx4_fast(bits, group_size, 16))
+        gm_mlx4_deinterleave(x, n, 16, xp);
+    else
+        memcpy(xp, x, (size_t)n * sizeof(float));
+}
+
+static void neon_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *xp, const float *xsum, float *y) {
+    if (!gm_mlx4_fast(w->bits, w->group_size, 16) && !(w->bits == 8 && w->group_size % 16 == 0)) {
+        gm_matvec_mlx_rowwise(w, r0, r1, xp, xsum, y, neon_dot_mlx);
+        return;
+    }
+    int r = r0;
+    for (; r + MV_ROWS <= r1; r += MV_ROWS) mlx_rows_pass(w, r, MV_ROWS, xp, xsum, y + (r - r0));
+    for (; r < r1; r++) mlx_rows_pass(w, r, 1, xp, xsum, y + (r - r0));
 }
 
 /* ------------------------------------------------------------ conversions */
@@ -515,6 +584,8 @@ const gm_kernels gm_kernels_neon = {
     .dot_bf16 = neon_dot_bf16,
     .dot_f16 = neon_dot_f16,
     .dot_mlx = neon_dot_mlx,
+    .mlx_prep_x = neon_mlx_prep_x,
+    .matvec_mlx = neon_matvec_mlx,
     .dequant_mlx = neon_dequant_mlx,
     .bf16_to_f32 = neon_bf16_to_f32,
     .f16_to_f32 = neon_f16_to_f32,

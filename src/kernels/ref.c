@@ -62,6 +62,29 @@ static float ref_dot_mlx(const uint8_t *packed, const float *scales, const float
     return total;
 }
 
+static void ref_mlx_prep_x(const float *x, int n, int bits, int group_size, float *xp) {
+    memcpy(xp, x, (size_t)n * sizeof(float));
+}
+
+static void ref_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *xp, const float *xsum, float *y) {
+    int groups = w->cols / w->group_size;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *packed = w->data + (size_t)r * w->row_bytes;
+        size_t g0 = (size_t)r * (size_t)groups;
+        float total = 0.0f;
+        for (int g = 0; g < groups; g++) {
+            float acc = 0.0f;
+            for (int i = 0; i < w->group_size; i++) {
+                int k = g * w->group_size + i;
+                acc += (float)mlx_element(packed, w->bits, k) * xp[k];
+            }
+            total += gm_load_float(w->scales, (gm_dtype)w->sdtype, g0 + (size_t)g) * acc +
+                     gm_load_float(w->biases, (gm_dtype)w->sdtype, g0 + (size_t)g) * xsum[g];
+        }
+        y[r - r0] = total;
+    }
+}
+
 static void ref_dequant_mlx(const uint8_t *packed, const float *scales, const float *biases, int bits,
                             int group_size, float *out, int n) {
     for (int k = 0; k < n; k++) {
@@ -167,6 +190,8 @@ const gm_kernels gm_kernels_ref = {
     .dot_bf16 = ref_dot_bf16,
     .dot_f16 = ref_dot_f16,
     .dot_mlx = ref_dot_mlx,
+    .mlx_prep_x = ref_mlx_prep_x,
+    .matvec_mlx = ref_matvec_mlx,
     .dequant_mlx = ref_dequant_mlx,
     .bf16_to_f32 = ref_bf16_to_f32,
     .f16_to_f32 = ref_f16_to_f32,

@@ -375,9 +375,8 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
 
         /* ---- attention block */
         for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)i * D, L->input_norm, D, eps, ggml);
-        gm_matmul(s->pool, k, &L->q, s->xb, n, s->q, &s->mm);
-        gm_matmul(s->pool, k, &L->k, s->xb, n, s->kn, &s->mm);
-        gm_matmul(s->pool, k, &L->v, s->xb, n, s->vn, &s->mm);
+        gm_matmul_many(s->pool, k, (const gm_weight *const[]){&L->q, &L->k, &L->v}, 3, s->xb, n,
+                       (float *const[]){s->q, s->kn, s->vn}, &s->mm);
         for (int i = 0; i < n; i++) {
             for (int h = 0; h < H; h++) norm_rope_head(m, l, s->q + (size_t)i * qdim + (size_t)h * Dh, L->q_norm, pos0 + i);
             for (int h = 0; h < KV; h++) norm_rope_head(m, l, s->kn + (size_t)i * kv_dim + (size_t)h * Dh, L->k_norm, pos0 + i);
@@ -399,12 +398,12 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
 
         /* ---- MLP block */
         for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * D, s->x + (size_t)i * D, L->pre_ff_norm, D, eps, ggml);
-        gm_matmul(s->pool, k, &L->gate, s->xb, n, s->gate, &s->mm);
-        gm_matmul(s->pool, k, &L->up, s->xb, n, s->up, &s->mm);
+        gm_matmul_many(s->pool, k, (const gm_weight *const[]){&L->gate, &L->up}, 2, s->xb, n,
+                       (float *const[]){s->gate, s->up}, &s->mm);
         if (ggml)
             for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = geglu_ggml(m->gelu_table, s->gate[e], s->up[e]);
         else
-            for (size_t e = 0; e < (size_t)n * F; e++) s->gate[e] = gm_gelu_tanh(s->gate[e]) * s->up[e];
+            gm_geglu(k, s->gate, s->up, (size_t)n * F);
         gm_matmul(s->pool, k, &L->down, s->gate, n, s->xb, &s->mm);
         for (int i = 0; i < n; i++) {
             float *x = s->x + (size_t)i * D, *o = s->xb + (size_t)i * D;

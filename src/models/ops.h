@@ -26,6 +26,17 @@ static inline float gm_gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
+/* gate = gelu_tanh(gate) * up over n values (the GeGLU of the MLP), with the
+ * kernel table's vectorized GELU. */
+static inline void gm_geglu(const gm_kernels *k, float *gate, const float *up, size_t n) {
+    enum { CHUNK = 1 << 20 };
+    for (size_t at = 0; at < n; at += CHUNK) {
+        int len = n - at < CHUNK ? (int)(n - at) : CHUNK;
+        k->gelu_tanh(gate + at, len);
+        for (int e = 0; e < len; e++) gate[at + e] *= up[at + e];
+    }
+}
+
 /* Keys and values live in two places (the cache ring for past positions, the
  * step's buffers for new ones), so the decoder passes accessors; they are
  * static functions of the caller and inline away. */
