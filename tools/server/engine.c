@@ -91,20 +91,24 @@ size_t srv_common_prefix(const uint64_t *a, size_t na, const uint64_t *b, size_t
     return n;
 }
 
-/* The free slot sharing the longest prefix with keys (ties: least recently used); -1 if none is free. */
+/* The free slot for a prompt (-1 if none is free): the one whose cache covers
+ * the longest prefix if that is at least half the prompt (a conversation's
+ * next turn), else the least recently used one (a new conversation goes to
+ * an empty or stale slot and leaves the others' caches alone). */
 static int best_free_slot(const srv_engine *e, const uint64_t *keys, size_t n) {
-    int best = -1;
-    size_t best_len = 0;
+    int longest = -1, oldest = -1;
+    size_t longest_len = 0;
     for (int i = 0; i < e->n_slots; i++) {
         const slot *s = &e->slots[i];
         if (s->busy) continue;
         size_t len = srv_common_prefix(s->keys, s->n_keys, keys, n);
-        if (best < 0 || len > best_len || (len == best_len && s->last_used < e->slots[best].last_used)) {
-            best = i;
-            best_len = len;
+        if (longest < 0 || len > longest_len) {
+            longest = i;
+            longest_len = len;
         }
+        if (oldest < 0 || s->last_used < e->slots[oldest].last_used) oldest = i;
     }
-    return best;
+    return longest >= 0 && 2 * longest_len >= n ? longest : oldest;
 }
 
 static int acquire(srv_engine *e, const uint64_t *keys, size_t n, srv_error *err) {
@@ -180,10 +184,11 @@ static int tokenize_prompt(const srv_engine *e, const srv_request *req, int32_t 
     int run = -1;
     for (size_t i = 0; i < *n; i++) {
         int32_t t = (*ids)[i];
-        if (t < 0 || t >= vocab || (t == image_token && image_token >= 0 && req->n_images == 0))
+        int is_image = image_token >= 0 && t == image_token;
+        if (t < 0 || (t >= vocab && !is_image) || (is_image && req->n_images == 0))
             return srv_fail(err, 400, "invalid_request_error", NULL, "messages",
                             "the prompt has token %d, which this model cannot take", t);
-        if (t != image_token || image_token < 0) {
+        if (!is_image) {
             (*keys)[i] = (uint64_t)(uint32_t)t;
             continue;
         }

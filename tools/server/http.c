@@ -250,6 +250,8 @@ static int handle_generate(struct mg_connection *c, void *cbdata) {
         send_json(h, c, rc->route, &b);
         gm_strbuf_free(&b);
     } else if (ok && stream_start(&s)) {
+        /* counted before the last bytes go out: a client that saw [DONE] finds it in /metrics */
+        count_status(h, rc->route, 200);
         srv_chunk_event(&s.event, &head, 0, NULL, 0, finish_reason(res.gen.stopped_by), NULL);
         stream_send(&s);
         if (req.include_usage) {
@@ -259,13 +261,12 @@ static int handle_generate(struct mg_connection *c, void *cbdata) {
         }
         gm_strbuf_puts(&s.event, "data: [DONE]\n\n");
         if (stream_send(&s)) mg_send_chunk(c, "", 0);
-        count_status(h, rc->route, s.gone ? 499 : 200);
     } else if (!ok) {   /* failed after the stream began: an error event, then the end */
+        count_status(h, rc->route, s.gone ? 499 : err.status);
         gm_strbuf_puts(&s.event, "data: ");
         srv_error_json(&s.event, &err);
         gm_strbuf_puts(&s.event, "\n\n");
         if (stream_send(&s)) mg_send_chunk(c, "", 0);
-        count_status(h, rc->route, err.status);
     } else {
         count_status(h, rc->route, 499);   /* the client left before the stream began */
     }
