@@ -462,8 +462,20 @@ def suite_real(a):
         sys.exit(1 if required else 77)
     s = Server(a.gemma, a.model, "--parallel", "2")
     c = s.client()
-    r = c.completions.create(model="any", prompt="The capital of France is", max_tokens=8, temperature=0)
-    check("real: completions knows the capital of France", "Paris" in r.choices[0].text, repr(r.choices[0].text))
+    # greedy replies through the server equal llama.cpp's on the same GGUF (tests/fixtures/real270m)
+    with open(os.path.join(HERE, "..", "fixtures", "real270m", "llamacpp.json")) as f:
+        refs = {p["name"]: p for p in json.load(f)["prompts"]}
+    for name in ("gk_capital", "short_hi"):
+        ref = refs[name]
+        r = c.chat.completions.create(model="any", messages=ref["messages"], max_tokens=len(ref["gen_ids"]),
+                                      temperature=0)
+        check(f"real: chat '{name}' equals llama.cpp's greedy reply", r.choices[0].message.content == ref["gen_text"]
+              and r.usage.prompt_tokens == ref["n_prompt"], repr((r.choices[0].message.content, ref["gen_text"])))
+    ref = refs["raw_story"]
+    text = "".join(x.choices[0].text for x in c.completions.create(
+        model="any", prompt=ref["text"], max_tokens=len(ref["gen_ids"]), temperature=0, stream=True) if x.choices)
+    check("real: streamed completion 'raw_story' equals llama.cpp's", text == ref["gen_text"],
+          repr((text, ref["gen_text"])))
     system = ("You are a careful clinical assistant. Answer in plain language, cite the reasoning behind each "
               "recommendation, and say when a question needs a doctor in person. ") * 8
     conv = [{"role": "system", "content": system}, {"role": "user", "content": "What are common causes of a cough?"}]
