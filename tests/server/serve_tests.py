@@ -289,6 +289,10 @@ def suite_clients(a):
     expect_error("error: an image that is not an image", 400, lambda: c.chat.completions.create(
         model="any", messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {
             "url": "data:image/png;base64," + base64.b64encode(b"not a png at all").decode()}}]}]))
+    expect_error("error: an image soft token typed as text", 400, lambda: c.chat.completions.create(
+        model="any", messages=[{"role": "user", "content": "look: <image_soft_token>"}]))
+    expect_error("error: more image markers than images", 400, lambda: c.chat.completions.create(
+        model="any", messages=img_msg(png, text="and <start_of_image> here")))
     expect_error("error: bad base64", 400, lambda: c.chat.completions.create(
         model="any", messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {
             "url": "data:image/png;base64,@@@@"}}]}]))
