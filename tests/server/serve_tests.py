@@ -24,6 +24,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -168,7 +169,20 @@ def chat_stream(client, **kw):
 
 # ====================================================================== clients
 
+def cli_exit(gemma, *args):
+    p = subprocess.run([gemma, "serve", *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout + p.stderr
+
+
 def suite_clients(a):
+    rc, out = cli_exit(a.gemma, "--help")
+    check("serve --help", rc == 0 and "base_url" in out)
+    rc, out = cli_exit(a.gemma, "-m", a.text_model, "--bogus")
+    check("serve: unknown flag is a usage error", rc == 2 and "unknown option" in out, out)
+    rc, out = cli_exit(a.gemma, "-m", a.text_model, "--port", "70000")
+    check("serve: bad --port is a usage error", rc == 2 and "bad value" in out, out)
+    rc, out = cli_exit(a.gemma, "-m", a.text_model + "/missing")
+    check("serve: a missing model fails with one line", rc == 1 and "gemma: error" in out, out)
     s = Server(a.gemma, a.vision_model, "--parallel", "2", "--queue", "4", "--ctx", "512", "--max-body", "262144",
                "-t", "1")
     c = s.client()
@@ -321,6 +335,9 @@ def suite_clients(a):
           m.get("gemma_generated_tokens_total", 0) > 0 and m.get("gemma_slots") == 2 and
           m.get("process_resident_memory_bytes", 0) > 0, str(m)[:400])
 
+    rc, out = cli_exit(a.gemma, "-m", a.text_model, "--port", str(s.port))
+    check("serve: a port in use fails with one line", rc == 1 and "cannot listen" in out, out)
+
     # a full queue: one slot, no waiting room; a second request while the first streams gets 503
     q = Server(a.gemma, a.vision_model, "--parallel", "1", "--queue", "0", "-t", "1", "--ctx", "4096")
     qc = q.client()
@@ -433,9 +450,34 @@ def suite_load(a):
 
 # =================================================================== disconnect
 
+def read_until_closed(sock):
+    got = b""
+    while True:
+        part = sock.recv(4096)
+        if not part:
+            return got
+        got += part
+
+
 def suite_disconnect(a):
-    s = Server(a.gemma, a.text_model, "--parallel", "1", "-t", "1", "--ctx", "4096")
+    s = Server(a.gemma, a.text_model, "--parallel", "1", "-t", "1", "--ctx", "4096", "--timeout", "2")
     c = s.client()
+    # slow clients: headers that never end, a body shorter than promised; both are dropped at --timeout
+    stalled_headers = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+    stalled_headers.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    stalled_body = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+    stalled_body.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"messages\"")
+    r = c.chat.completions.create(model="any", messages=[{"role": "user", "content": "meanwhile"}], max_tokens=3)
+    check("slow clients: others are served meanwhile", r.usage.completion_tokens == 3)
+    got = read_until_closed(stalled_headers)
+    check("slow client: headers that never end are dropped (a 400 error object, or just closed)",
+          got == b"" or (re.match(rb"HTTP/1\.[01] 400", got) and b'"error"' in got), repr(got))
+    got = read_until_closed(stalled_body)
+    check("slow client: a body that stops coming gets a 400 error object and the connection closed",
+          got.startswith(b"HTTP/1.1 400") and b'"error"' in got, repr(got[:300]))
+    stalled_headers.close()
+    stalled_body.close()
+
     stream = c.chat.completions.create(model="any", messages=[{"role": "user", "content": "Talk for a long time"}],
                                        max_tokens=4000, temperature=1, seed=5, stream=True)
     got = 0

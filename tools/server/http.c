@@ -403,6 +403,29 @@ static int quiet_log(const struct mg_connection *c, const char *message) {
     return 1;
 }
 
+/* Errors civetweb finds itself (a malformed or timed-out request, headers too
+ * large) also answer an OpenAI error object; 1 leaves it to civetweb. */
+static int http_error_json(struct mg_connection *c, int status, const char *msg) {
+    srv_error e;
+    srv_fail(&e, status, status >= 500 ? "server_error" : "invalid_request_error", NULL, NULL, "%s",
+             msg && *msg ? msg : "bad request");
+    gm_strbuf b;
+    gm_strbuf_init(&b);
+    srv_error_json(&b, &e);
+    char cl[32];
+    snprintf(cl, sizeof cl, "%zu", b.len);
+    int ok = b.ok && mg_response_header_start(c, status) == 0;
+    if (ok) {
+        mg_response_header_add(c, "Content-Type", "application/json", -1);
+        mg_response_header_add(c, "Content-Length", cl, -1);
+        mg_response_header_add(c, "Connection", "close", -1);
+        mg_response_header_send(c);
+        mg_write(c, b.data, b.len);
+    }
+    gm_strbuf_free(&b);
+    return ok ? 0 : 1;
+}
+
 srv_http *srv_http_start(srv_engine *engine, const gemma_model *model, const gemma_chat_format *fmt,
                          const srv_http_options *opts, int *bound_port, char *errbuf, size_t errlen) {
     srv_http *h = calloc(1, sizeof *h);
@@ -432,6 +455,7 @@ srv_http *srv_http_start(srv_engine *engine, const gemma_model *model, const gem
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = quiet_log;
+    cb.http_error = http_error_json;
     mg_init_library(0);
     h->ctx = mg_start(&cb, h, options);
     if (!h->ctx) {
