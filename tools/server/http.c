@@ -329,6 +329,13 @@ static void metric(gm_strbuf *b, const char *name, const char *type, const char 
     gm_strbuf_puts(b, line);
 }
 
+static void summary(gm_strbuf *b, const char *name, const char *help, double sum, uint64_t count) {
+    char line[384];
+    snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s summary\n%s_sum %.9g\n%s_count %llu\n", name, help, name,
+             name, sum, name, (unsigned long long)count);
+    gm_strbuf_puts(b, line);
+}
+
 static double resident_bytes(void) {
     long pages = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -356,18 +363,10 @@ static int handle_metrics(struct mg_connection *c, void *cbdata) {
                  route_names[h->counters[i].route], h->counters[i].status, (unsigned long long)h->counters[i].count);
         gm_strbuf_puts(&b, line);
     }
-    snprintf(line, sizeof line,
-             "# HELP gemma_request_duration_seconds Time to answer a completion request.\n"
-             "# TYPE gemma_request_duration_seconds summary\n"
-             "gemma_request_duration_seconds_sum %.9g\ngemma_request_duration_seconds_count %llu\n",
-             h->seconds_sum, (unsigned long long)h->seconds_count);
-    gm_strbuf_puts(&b, line);
-    snprintf(line, sizeof line,
-             "# HELP gemma_time_to_first_token_seconds From a slot's start on a request to its first token.\n"
-             "# TYPE gemma_time_to_first_token_seconds summary\n"
-             "gemma_time_to_first_token_seconds_sum %.9g\ngemma_time_to_first_token_seconds_count %llu\n",
-             h->ttft_sum, (unsigned long long)h->ttft_count);
-    gm_strbuf_puts(&b, line);
+    summary(&b, "gemma_request_duration_seconds", "Time to answer a completion request.", h->seconds_sum,
+            h->seconds_count);
+    summary(&b, "gemma_time_to_first_token_seconds", "From a slot's start on a request to its first token.",
+            h->ttft_sum, h->ttft_count);
     pthread_mutex_unlock(&h->lock);
     metric(&b, "gemma_prompt_tokens_total", "counter", "Prompt tokens of finished requests.", (double)es.prompt_tokens);
     metric(&b, "gemma_prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's KV cache.",
