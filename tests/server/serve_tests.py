@@ -460,7 +460,7 @@ def read_until_closed(sock):
 
 
 def suite_disconnect(a):
-    s = Server(a.gemma, a.text_model, "--parallel", "1", "-t", "1", "--ctx", "4096", "--timeout", "2")
+    s = Server(a.gemma, a.text_model, "--parallel", "1", "-t", "1", "--ctx", "4096", "--timeout", "1")
     c = s.client()
     # slow clients: headers that never end, a body shorter than promised; both are dropped at --timeout
     stalled_headers = socket.create_connection(("127.0.0.1", s.port), timeout=60)
