@@ -488,13 +488,23 @@ def suite_disconnect(a):
     stream.close()   # the client goes away mid-stream
     r = c.chat.completions.create(model="any", messages=[{"role": "user", "content": "Still there?"}], max_tokens=5)
     check("disconnect: the server keeps serving (the one slot was freed)", r.usage.completion_tokens == 5)
+    # a client that gives up on a non-streamed reply (its timeout) also stops the generation
+    try:
+        s.client(timeout=1.0).chat.completions.create(
+            model="any", messages=[{"role": "user", "content": "Talk for a long time, again"}], max_tokens=4000,
+            temperature=1, seed=6)
+        check("disconnect: the impatient client timed out", False, "the reply came in time")
+    except openai.APITimeoutError:
+        pass
+    r = c.chat.completions.create(model="any", messages=[{"role": "user", "content": "And now?"}], max_tokens=5)
+    check("disconnect (non-streamed): the slot was freed for the next request", r.usage.completion_tokens == 5)
     m = s.metrics()
-    check("disconnect: counted, and nothing is left busy",
-          m.get("gemma_client_disconnects_total") == 1 and m.get("gemma_slots_busy") == 0, str(m)[:400])
-    gone = [l for l in s.lines if "client gone" in l]
-    n_gen = int(re.search(r"\| (\d+) generated", gone[0]).group(1)) if gone else -1
-    check("disconnect: generation stopped early", 0 < n_gen < 4000, f"{n_gen} tokens: {gone}")
-    print(f"disconnect: generation stopped after {n_gen} tokens (of max_tokens 4000)")
+    check("disconnect: both counted, and nothing is left busy",
+          m.get("gemma_client_disconnects_total") == 2 and m.get("gemma_slots_busy") == 0, str(m)[:400])
+    gone = [int(re.search(r"\| (\d+) generated", l).group(1)) for l in s.lines if "client gone" in l]
+    check("disconnect: both generations stopped early", len(gone) == 2 and all(0 < n < 4000 for n in gone),
+          f"{gone}")
+    print(f"disconnect: generation stopped after {gone} tokens (of max_tokens 4000; a stream, then a plain request)")
     stopped_cleanly("disconnect server", s)
 
 

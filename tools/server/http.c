@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "civetweb.h"
+#include "gemma_civetweb.h"
 #include "reply.h"
 
 enum { ROUTE_CHAT, ROUTE_COMPLETIONS, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_OTHER, N_ROUTES };
@@ -191,6 +191,16 @@ static int stream_start(stream *s) {
     return stream_send(s);
 }
 
+/* The engine's sink for a reply sent whole at the end: nothing to send yet, but
+ * a client that has gone away stops the generation. */
+static int watch_client(void *user, const char *text, size_t len) {
+    stream *s = user;
+    (void)text;
+    (void)len;
+    if (!s->gone && mg_gemma_client_gone(s->c)) s->gone = 1;
+    return !s->gone;
+}
+
 /* The engine's sink: each piece of final text becomes one SSE event. */
 static int stream_text(void *user, const char *text, size_t len) {
     stream *s = user;
@@ -238,10 +248,12 @@ static int handle_generate(struct mg_connection *c, void *cbdata) {
     gm_strbuf_init(&s.event);
     char *reply = NULL;
     srv_result res;
-    int ok = srv_engine_run(h->engine, &req, req.stream ? stream_text : NULL, &s, &reply, &res, &err);
+    int ok = srv_engine_run(h->engine, &req, req.stream ? stream_text : watch_client, &s, &reply, &res, &err);
     int status = ok ? 200 : err.status;
     if (!ok && !s.started) {
         send_error(h, c, rc->route, &err);
+    } else if (!req.stream && s.gone) {
+        count_status(h, rc->route, 499);   /* nobody to answer */
     } else if (!req.stream) {
         gm_strbuf b;
         gm_strbuf_init(&b);
