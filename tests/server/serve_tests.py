@@ -505,6 +505,29 @@ def suite_disconnect(a):
     check("disconnect: both generations stopped early", len(gone) == 2 and all(0 < n < 4000 for n in gone),
           f"{gone}")
     print(f"disconnect: generation stopped after {gone} tokens (of max_tokens 4000; a stream, then a plain request)")
+
+    # a client that gives up while queued behind a stream loses its place; the stream goes on
+    holder = c.chat.completions.create(model="any", messages=[{"role": "user", "content": "Hold the slot"}],
+                                       max_tokens=4000, temperature=1, seed=7, stream=True)
+    chunks = iter(holder)
+    next(chunks)
+    try:
+        s.client(timeout=1.0).chat.completions.create(model="any", messages=[{"role": "user", "content": "queued"}],
+                                                      max_tokens=5)
+        check("queued client timed out", False, "it was served")
+    except openai.APITimeoutError:
+        pass
+    for _ in range(100):   # the server looks every 0.2 s; bounded wait, nothing timed is asserted
+        m = s.metrics()
+        if m.get("gemma_queue_waiting") == 0:
+            break
+        time.sleep(0.1)
+    check("disconnect while queued: the request leaves the queue", m.get("gemma_queue_waiting") == 0 and
+          m.get("gemma_client_disconnects_total") == 3 and
+          m.get('gemma_requests_total{route="chat_completions",status="499"}', 0) >= 3, str(m)[:600])
+    next(chunks)
+    check("disconnect while queued: the stream ahead of it goes on", m.get("gemma_slots_busy") == 1)
+    holder.close()
     stopped_cleanly("disconnect server", s)
 
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define IMAGE_KEY (1ull << 63)   /* text keys are token ids (< 2^31); image keys have this bit */
@@ -111,7 +112,10 @@ static int best_free_slot(const srv_engine *e, const uint64_t *keys, size_t n) {
     return longest >= 0 && 2 * longest_len >= n ? longest : oldest;
 }
 
-static int acquire(srv_engine *e, const uint64_t *keys, size_t n, srv_error *err) {
+/* How often a queued request asks whether its client is still there. */
+#define QUEUE_POLL_NS 200000000L
+
+static int acquire(srv_engine *e, const uint64_t *keys, size_t n, const srv_client *client, srv_error *err) {
     pthread_mutex_lock(&e->lock);
     int i = best_free_slot(e, keys, n);
     if (i < 0 && e->waiting >= e->queue_max) {
@@ -123,8 +127,25 @@ static int acquire(srv_engine *e, const uint64_t *keys, size_t n, srv_error *err
         return -1;
     }
     e->waiting++;
-    while ((i = best_free_slot(e, keys, n)) < 0 && !e->shutting_down) pthread_cond_wait(&e->freed, &e->lock);
+    int left = 0;
+    while ((i = best_free_slot(e, keys, n)) < 0 && !e->shutting_down && !left) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += QUEUE_POLL_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&e->freed, &e->lock, &until) != 0 && client->gone)
+            left = client->gone(client->user);
+    }
     e->waiting--;
+    if (left && i < 0) {
+        e->stats.disconnects++;
+        pthread_mutex_unlock(&e->lock);
+        srv_fail(err, 499, "invalid_request_error", "client_closed", NULL, "the client left while queued");
+        return -1;
+    }
     if (e->shutting_down) {
         pthread_mutex_unlock(&e->lock);
         srv_fail(err, 503, "server_error", "server_shutting_down", NULL, "the server is shutting down");
@@ -268,8 +289,8 @@ static void fill_gen_opts(const srv_engine *e, const srv_request *req, cli_gen_o
     go->penalize_reply_only = 1;
 }
 
-int srv_engine_run(srv_engine *e, const srv_request *req, cli_emit_fn sink, void *user, char **reply,
-                   srv_result *res, srv_error *err) {
+int srv_engine_run(srv_engine *e, const srv_request *req, const srv_client *client, char **reply, srv_result *res,
+                   srv_error *err) {
     memset(res, 0, sizeof *res);
     *reply = NULL;
     int32_t *ids = NULL;
@@ -281,7 +302,7 @@ int srv_engine_run(srv_engine *e, const srv_request *req, cli_emit_fn sink, void
         return 0;
     }
     res->n_prompt_total = (int)n;
-    int i = acquire(e, keys, n, err);
+    int i = acquire(e, keys, n, client, err);
     if (i < 0) {
         free(ids);
         free(keys);
@@ -302,7 +323,7 @@ int srv_engine_run(srv_engine *e, const srv_request *req, cli_emit_fn sink, void
         ok = srv_fail(err, 400, "invalid_request_error", NULL, NULL, "%s", gerr.message);
     go.image_embeds = embeds;
     go.n_image_embeds = n_rows;
-    if (ok && cli_generate_to(s->session, smp, e->tok, e->model, ids + keep, n - keep, &go, sink, user, reply,
+    if (ok && cli_generate_to(s->session, smp, e->tok, e->model, ids + keep, n - keep, &go, client->sink, client->user, reply,
                               &generated, &res->gen, &gerr) != GEMMA_OK)
         ok = srv_fail(err, gerr.code == GEMMA_ERR_ARG ? 400 : 500,
                       gerr.code == GEMMA_ERR_ARG ? "invalid_request_error" : "server_error", NULL, NULL, "%s",

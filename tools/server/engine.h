@@ -41,13 +41,22 @@ typedef struct {
     int slot;
 } srv_result;
 
-/* Run one request: tokenize its prompt, wait for a slot, generate.  Reply
- * text is handed to `sink` as it becomes final (NULL: nobody streams); a sink
- * that returns 0 (the client is gone) stops generation.  On success returns 1
- * with the whole reply in *reply (malloc'd); else 0 with err (400 prompt too
- * long or bad tokens, 503 busy, 500 engine failure). */
-int srv_engine_run(srv_engine *e, const srv_request *req, cli_emit_fn sink, void *user, char **reply,
-                   srv_result *res, srv_error *err);
+/* Who a request is for: reply text is handed to `sink` as it becomes final
+ * (NULL: nobody wants it before the end); a sink that returns 0 stops the
+ * generation.  `gone` (NULL: never) says whether the client has left; it is
+ * asked while the request waits for a slot. */
+typedef struct {
+    cli_emit_fn sink;
+    int (*gone)(void *user);
+    void *user;
+} srv_client;
+
+/* Run one request: tokenize its prompt, wait for a slot, generate.  On
+ * success returns 1 with the whole reply in *reply (malloc'd); else 0 with err
+ * (400 prompt too long or bad tokens, 503 busy, 499 left while queued, 500
+ * engine failure). */
+int srv_engine_run(srv_engine *e, const srv_request *req, const srv_client *client, char **reply, srv_result *res,
+                   srv_error *err);
 
 /* The length of the common prefix of two key lists (exposed for tests). */
 size_t srv_common_prefix(const uint64_t *a, size_t na, const uint64_t *b, size_t nb);

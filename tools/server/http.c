@@ -191,14 +191,18 @@ static int stream_start(stream *s) {
     return stream_send(s);
 }
 
+static int client_gone(void *user) {
+    stream *s = user;
+    if (!s->gone && mg_gemma_client_gone(s->c)) s->gone = 1;
+    return s->gone;
+}
+
 /* The engine's sink for a reply sent whole at the end: nothing to send yet, but
  * a client that has gone away stops the generation. */
 static int watch_client(void *user, const char *text, size_t len) {
-    stream *s = user;
     (void)text;
     (void)len;
-    if (!s->gone && mg_gemma_client_gone(s->c)) s->gone = 1;
-    return !s->gone;
+    return !client_gone(user);
 }
 
 /* The engine's sink: each piece of final text becomes one SSE event. */
@@ -248,7 +252,8 @@ static int handle_generate(struct mg_connection *c, void *cbdata) {
     gm_strbuf_init(&s.event);
     char *reply = NULL;
     srv_result res;
-    int ok = srv_engine_run(h->engine, &req, req.stream ? stream_text : watch_client, &s, &reply, &res, &err);
+    srv_client client = {req.stream ? stream_text : watch_client, client_gone, &s};
+    int ok = srv_engine_run(h->engine, &req, &client, &reply, &res, &err);
     int status = ok ? 200 : err.status;
     if (!ok && !s.started) {
         send_error(h, c, rc->route, &err);
