@@ -224,6 +224,32 @@ static void log_request(const srv_http *h, int route, int status, const srv_resu
             r->gen.first_token_ms, seconds * 1e3, r->gen.stopped_by == 3 ? " | client gone" : "");
 }
 
+/* The end of a stream: the finish reason, the usage chunk if asked, [DONE];
+ * or (res NULL) the error that stopped it.  Counted before the last bytes go
+ * out, so a client that saw [DONE] finds its request in /metrics. */
+static void end_stream(srv_http *h, struct mg_connection *c, int route, stream *s, const srv_request *req,
+                       const srv_result *res, const srv_error *err) {
+    if (!res || !stream_start(s)) {
+        count_status(h, route, s->gone ? 499 : err->status);
+        if (s->gone) return;
+        gm_strbuf_puts(&s->event, "data: ");
+        srv_error_json(&s->event, err);
+        gm_strbuf_puts(&s->event, "\n\n");
+        if (stream_send(s)) mg_send_chunk(c, "", 0);
+        return;
+    }
+    count_status(h, route, 200);
+    srv_chunk_event(&s->event, s->head, 0, NULL, 0, finish_reason(res->gen.stopped_by), NULL);
+    stream_send(s);
+    if (req->include_usage) {
+        srv_usage u = {res->n_prompt_total, res->gen.n_generated, res->gen.n_cached};
+        srv_chunk_event(&s->event, s->head, 0, NULL, 0, NULL, &u);
+        stream_send(s);
+    }
+    gm_strbuf_puts(&s->event, "data: [DONE]\n\n");
+    if (stream_send(s)) mg_send_chunk(c, "", 0);
+}
+
 static int handle_generate(struct mg_connection *c, void *cbdata) {
     const route_ctx *rc = cbdata;
     srv_http *h = rc->h;
@@ -266,26 +292,8 @@ static int handle_generate(struct mg_connection *c, void *cbdata) {
         srv_completion_json(&b, &head, reply, strlen(reply), finish_reason(res.gen.stopped_by), &u);
         send_json(h, c, rc->route, &b);
         gm_strbuf_free(&b);
-    } else if (ok && stream_start(&s)) {
-        /* counted before the last bytes go out: a client that saw [DONE] finds it in /metrics */
-        count_status(h, rc->route, 200);
-        srv_chunk_event(&s.event, &head, 0, NULL, 0, finish_reason(res.gen.stopped_by), NULL);
-        stream_send(&s);
-        if (req.include_usage) {
-            srv_usage u = {res.n_prompt_total, res.gen.n_generated, res.gen.n_cached};
-            srv_chunk_event(&s.event, &head, 0, NULL, 0, NULL, &u);
-            stream_send(&s);
-        }
-        gm_strbuf_puts(&s.event, "data: [DONE]\n\n");
-        if (stream_send(&s)) mg_send_chunk(c, "", 0);
-    } else if (!ok) {   /* failed after the stream began: an error event, then the end */
-        count_status(h, rc->route, s.gone ? 499 : err.status);
-        gm_strbuf_puts(&s.event, "data: ");
-        srv_error_json(&s.event, &err);
-        gm_strbuf_puts(&s.event, "\n\n");
-        if (stream_send(&s)) mg_send_chunk(c, "", 0);
     } else {
-        count_status(h, rc->route, 499);   /* the client left before the stream began */
+        end_stream(h, c, rc->route, &s, &req, ok ? &res : NULL, &err);
     }
     double seconds = cli_now() - t0;
     pthread_mutex_lock(&h->lock);
