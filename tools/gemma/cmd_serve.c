@@ -167,8 +167,9 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "gemma serve: %s | %d slot%s x %d tokens | chat format: %s\n", gemma_model_describe(a.model),
             eo.n_slots, eo.n_slots == 1 ? "" : "s", srv_engine_context_size(engine),
             a.fmt ? gemma_chat_format_name(a.fmt) : "none (only /v1/completions)");
-    fprintf(stderr, "gemma serve: listening on http://%s:%d (model id '%s'%s)\n", ho.host, port, ho.model_name,
-            ho.api_key && *ho.api_key ? ", API key required" : "");
+    int v6 = strchr(ho.host, ':') != NULL;
+    fprintf(stderr, "gemma serve: listening on http://%s%s%s:%d (model id '%s'%s)\n", v6 ? "[" : "", ho.host,
+            v6 ? "]" : "", port, ho.model_name, ho.api_key && *ho.api_key ? ", API key required" : "");
     fflush(stderr);
     int sig = 0;
     sigwait(&stop_signals, &sig);
