@@ -59,6 +59,18 @@ fi
 # the real-model tests compare us with mlx-lm on both.  Deterministic, checked by sha256.
 bash scripts/make_real_models.sh
 
+# The official OpenAI clients that the `gemma serve` tests drive (tests/server/):
+# the Python one from PyPI, the JS one from npm into tests/server/node_modules
+# (pinned in tests/server/package.json; gitignored).  Both skipped when present.
+want_py_openai=3.51.0
+if [ "$(python3 -c 'import openai; print(openai.__version__)' 2>/dev/null)" != "$want_py_openai" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check "openai==$want_py_openai" 2>&1 | grep -v "^WARNING: Running pip as" || true
+fi
+want_js_openai=$(sed -n 's/.*"openai": "\(.*\)".*/\1/p' tests/server/package.json)
+if [ "$(node -p 'require("./tests/server/node_modules/openai/package.json").version' 2>/dev/null)" != "$want_js_openai" ]; then
+  npm install --silent --no-audit --no-fund --no-package-lock --prefix tests/server >/dev/null
+fi
+
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
 echo "built: build/gemma, build/libgemma.a, build/libgemma.so"

@@ -20,11 +20,12 @@ step "release tests" env GEMMA_REQUIRE_REAL_MODEL=1 ctest --test-dir build --out
 
 if command -v clang >/dev/null; then
   step "sanitizer build" bash -c "CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_SANITIZE=ON >/dev/null && cmake --build build-asan -j$jobs"
-  # parity on 2 threads only here: the 1-thread runs are the Release step's (time)
+  # parity on 2 threads only here: the 1-thread runs are the Release step's (time); the server's
+  # load suite only there too (its requests and replies run here in server_clients and server_disconnect)
   step "sanitizer tests" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    GEMMA_PARITY_THREADS=2 ctest --test-dir build-asan -LE real --output-on-failure
+    GEMMA_PARITY_THREADS=2 ctest --test-dir build-asan -LE real -E server_load --output-on-failure
   # fuzzers: the library instrumented for coverage too, in a build of its own
-  fuzzers="fuzz_json fuzz_safetensors fuzz_tokenizer fuzz_gguf fuzz_image"
+  fuzzers="fuzz_json fuzz_safetensors fuzz_tokenizer fuzz_gguf fuzz_image fuzz_request"
   step "fuzz build" bash -c "CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_SANITIZE=ON -DGEMMA_FUZZ=ON >/dev/null && cmake --build build-fuzz -j$jobs --target $fuzzers"
   for f in $fuzzers; do
     corpus=tests/fuzz/corpus/${f#fuzz_}

@@ -31,13 +31,7 @@
 #include "io/gguf.h"
 #include "text/tokenizer.h"
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                             \
-        }                                                                        \
-    } while (0)
+#include "fuzz_check.h"
 
 #ifndef GEMMA_TOKENIZER_DIR
 #define GEMMA_TOKENIZER_DIR "models/gemma3-tokenizer"

@@ -190,6 +190,8 @@ int cmd_chat(int argc, char **argv) {
     int quiet = 0, pan_and_scan = 0;
     cli_gen_opts go;
     cli_gen_defaults(&go);
+    go.cancel = &cli_interrupted;
+    cli_ids generated = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -326,12 +328,12 @@ int cmd_chat(int argc, char **argv) {
         char *reply = NULL;
         cli_gen_stats st;
         cli_interrupted = 0;
-        int ok = cli_generate(s, smp, a.tok, a.model, ids + keep, n_ids - keep, &go, stdout, &reply, &st) == CLI_OK;
+        generated.n = 0;
+        int ok = cli_generate(s, smp, a.tok, a.model, ids + keep, n_ids - keep, &go, stdout, &reply, &generated,
+                              &st) == CLI_OK;
         fputc('\n', stdout);
         fflush(stdout);
-        size_t n_gen;
-        const int32_t *gen = cli_generated_ids(&n_gen);
-        if (!ok || !hist_set(c, ids, n_ids, gen, n_gen)) {
+        if (!ok || !hist_set(c, ids, n_ids, generated.ids, generated.n)) {
             free(ids);
             free(reply);
             goto done;
@@ -351,6 +353,7 @@ done:
         free(c->system);
         free(c);
     }
+    cli_ids_free(&generated);
     gemma_sampler_free(smp);
     gemma_session_free(s);
     cli_free_assets(&a);

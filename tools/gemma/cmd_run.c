@@ -75,6 +75,7 @@ int cmd_run(int argc, char **argv) {
     int raw = 0, n_images = 0, pan_and_scan = 0;
     cli_gen_opts go;
     cli_gen_defaults(&go);
+    go.cancel = &cli_interrupted;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -153,7 +154,7 @@ int cmd_run(int argc, char **argv) {
     }
     cli_install_interrupt();
     cli_gen_stats st;
-    if (cli_generate(s, smp, a.tok, a.model, ids, n_ids, &go, stdout, &reply, &st) != CLI_OK) goto done;
+    if (cli_generate(s, smp, a.tok, a.model, ids, n_ids, &go, stdout, &reply, NULL, &st) != CLI_OK) goto done;
     fputc('\n', stdout);
     fflush(stdout);
     cli_print_stats(&st, stderr);

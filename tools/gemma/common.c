@@ -12,25 +12,21 @@
 
 volatile sig_atomic_t cli_interrupted;
 
-/* ids of the last reply (the CLI runs one generation at a time) */
-static int32_t *generated;
-static size_t n_generated_ids, cap_generated;
-
-const int32_t *cli_generated_ids(size_t *n) {
-    *n = n_generated_ids;
-    return generated;
+int cli_ids_push(cli_ids *ids, int32_t t) {
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 256;
+        int32_t *g = realloc(ids->ids, cap * sizeof *g);
+        if (!g) return 0;
+        ids->ids = g;
+        ids->cap = cap;
+    }
+    ids->ids[ids->n++] = t;
+    return 1;
 }
 
-static int remember_generated(int32_t t) {
-    if (n_generated_ids == cap_generated) {
-        size_t cap = cap_generated ? cap_generated * 2 : 256;
-        int32_t *g = realloc(generated, cap * sizeof *g);
-        if (!g) return 0;
-        generated = g;
-        cap_generated = cap;
-    }
-    generated[n_generated_ids++] = t;
-    return 1;
+void cli_ids_free(cli_ids *ids) {
+    free(ids->ids);
+    memset(ids, 0, sizeof *ids);
 }
 
 double cli_now(void) {
@@ -277,13 +273,12 @@ void cli_install_interrupt(void) {
 
 /* ============================================================ generation */
 
-/* Bytes at the end of text[0..len) that could begin one of the stop strings. */
-static size_t stop_prefix_tail(const char *text, size_t len, const cli_gen_opts *o) {
+size_t cli_stop_prefix_tail(const char *text, size_t len, const char *const *stops, int n_stops) {
     size_t hold = 0;
-    for (int s = 0; s < o->n_stops; s++) {
-        size_t sl = strlen(o->stops[s]);
+    for (int s = 0; s < n_stops; s++) {
+        size_t sl = strlen(stops[s]);
         for (size_t k = sl - 1; k > hold; k--)
-            if (k <= len && memcmp(text + len - k, o->stops[s], k) == 0) {
+            if (k <= len && memcmp(text + len - k, stops[s], k) == 0) {
                 hold = k;
                 break;
             }
@@ -291,13 +286,12 @@ static size_t stop_prefix_tail(const char *text, size_t len, const cli_gen_opts 
     return hold;
 }
 
-/* Earliest occurrence of a stop string at or after `from`, or -1. */
-static long find_stop(const char *text, size_t len, size_t from, const cli_gen_opts *o) {
+long cli_find_stop(const char *text, size_t len, size_t from, const char *const *stops, int n_stops) {
     long best = -1;
-    for (int s = 0; s < o->n_stops; s++) {
-        size_t sl = strlen(o->stops[s]);
+    for (int s = 0; s < n_stops; s++) {
+        size_t sl = strlen(stops[s]);
         for (size_t at = from; at + sl <= len; at++)
-            if (memcmp(text + at, o->stops[s], sl) == 0) {
+            if (memcmp(text + at, stops[s], sl) == 0) {
                 if (best < 0 || (long)at < best) best = (long)at;
                 break;
             }
@@ -325,18 +319,24 @@ static int acc_append(text_acc *t, const char *s, size_t n) {
     return 1;
 }
 
-static void emit(text_acc *t, size_t upto, FILE *out) {
-    if (upto > t->emitted) {
-        fwrite(t->buf + t->emitted, 1, upto - t->emitted, out);
-        fflush(out);
-        t->emitted = upto;
-    }
+/* Hands the text up to `upto` that was not handed out yet to the sink; 0 if it wants no more. */
+static int emit(text_acc *t, size_t upto, cli_emit_fn sink, void *user) {
+    if (upto <= t->emitted) return 1;
+    size_t from = t->emitted;
+    t->emitted = upto;
+    return sink ? sink(user, t->buf + from, upto - from) : 1;
 }
 
-int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
-                 const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, FILE *out, char **reply,
-                 cli_gen_stats *st) {
-    gemma_error err;
+static int emit_to_file(void *user, const char *text, size_t len) {
+    FILE *out = user;
+    fwrite(text, 1, len, out);
+    fflush(out);
+    return 1;
+}
+
+int cli_generate_to(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
+                    const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, cli_emit_fn sink, void *user,
+                    char **reply, cli_ids *generated, cli_gen_stats *st, gemma_error *err) {
     memset(st, 0, sizeof *st);
     *reply = NULL;
     int vocab = gemma_model_vocab_size(m);
@@ -345,29 +345,22 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
     int32_t stops[16];
     size_t n_stop = gemma_model_stop_tokens(m, stops, 16);
     text_acc acc = {0};
-    int rc = CLI_FAIL;
+    gemma_status rc = GEMMA_ERR_NOMEM;
     char piece[GEMMA_DETOKENIZER_MAX_OUT + 8];
-    if (!logits || !dt || !acc_append(&acc, "", 0)) {
-        cli_error("out of memory");
-        goto done;
-    }
-    n_generated_ids = 0;
+    if (!logits || !dt || !acc_append(&acc, "", 0)) goto oom;
     st->n_cached = gemma_session_position(s);
     st->n_prompt = (int)n_prompt;
-    for (size_t i = 0; i < n_prompt; i++) gemma_sampler_accept(smp, prompt[i]);
+    for (size_t i = 0; i < n_prompt && !o->penalize_reply_only; i++) gemma_sampler_accept(smp, prompt[i]);
     double t0 = cli_now();
-    gemma_status est = o->image_embeds ? gemma_session_eval_mm(s, prompt, n_prompt, o->image_embeds,
-                                                               o->n_image_embeds, GEMMA_LOGITS_LAST, logits, &err)
-                                       : gemma_session_eval(s, prompt, n_prompt, GEMMA_LOGITS_LAST, logits, &err);
-    if (est != GEMMA_OK) {
-        cli_error("%s", err.message);
-        goto done;
-    }
+    rc = o->image_embeds ? gemma_session_eval_mm(s, prompt, n_prompt, o->image_embeds, o->n_image_embeds,
+                                                 GEMMA_LOGITS_LAST, logits, err)
+                         : gemma_session_eval(s, prompt, n_prompt, GEMMA_LOGITS_LAST, logits, err);
+    if (rc != GEMMA_OK) goto done;
     double t1 = cli_now();
     st->prompt_seconds = t1 - t0;
 
     for (;;) {
-        if (cli_interrupted) {
+        if (o->cancel && *o->cancel) {
             st->stopped_by = 3;
             break;
         }
@@ -383,47 +376,59 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
         if (st->n_generated == 1) st->first_token_ms = (cli_now() - t0) * 1e3;
         gemma_sampler_accept(smp, t);
         size_t n = gemma_detokenizer_push(dt, t, piece);
-        if (!acc_append(&acc, piece, n)) {
-            cli_error("out of memory");
-            goto done;
-        }
-        size_t search_from = acc.emitted;
-        long hit = o->n_stops ? find_stop(acc.buf, acc.len, search_from, o) : -1;
+        rc = GEMMA_ERR_NOMEM;
+        if (!acc_append(&acc, piece, n)) goto oom;
+        long hit = o->n_stops ? cli_find_stop(acc.buf, acc.len, acc.emitted, o->stops, o->n_stops) : -1;
         if (hit >= 0) {
-            emit(&acc, (size_t)hit, out);
+            emit(&acc, (size_t)hit, sink, user);
             acc.len = (size_t)hit;
             acc.buf[acc.len] = 0;
             st->stopped_by = 2;
             break;
         }
-        emit(&acc, acc.len - stop_prefix_tail(acc.buf, acc.len, o), out);
+        if (!emit(&acc, acc.len - cli_stop_prefix_tail(acc.buf, acc.len, o->stops, o->n_stops), sink, user)) {
+            st->stopped_by = 3;
+            break;
+        }
         if (gemma_session_position(s) >= gemma_session_context_size(s)) {
             st->stopped_by = 4;
             break;
         }
-        if (gemma_session_eval(s, &t, 1, GEMMA_LOGITS_LAST, logits, &err) != GEMMA_OK) {
-            cli_error("%s", err.message);
-            goto done;
-        }
-        if (!remember_generated(t)) {
-            cli_error("out of memory");
-            goto done;
-        }
+        rc = gemma_session_eval(s, &t, 1, GEMMA_LOGITS_LAST, logits, err);
+        if (rc != GEMMA_OK) goto done;
+        rc = GEMMA_ERR_NOMEM;
+        if (generated && !cli_ids_push(generated, t)) goto oom;
     }
     if (st->stopped_by != 2) {
         size_t n = gemma_detokenizer_flush(dt, piece);
         acc_append(&acc, piece, n);
-        emit(&acc, acc.len, out);
+        emit(&acc, acc.len, sink, user);
     }
     st->gen_seconds = cli_now() - t1;
     *reply = acc.buf;
     acc.buf = NULL;
-    rc = CLI_OK;
+    rc = GEMMA_OK;
+    goto done;
+oom:
+    if (err) {
+        err->code = GEMMA_ERR_NOMEM;
+        snprintf(err->message, sizeof err->message, "out of memory");
+    }
 done:
     free(acc.buf);
     gemma_detokenizer_free(dt);
     free(logits);
     return rc;
+}
+
+int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
+                 const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, FILE *out, char **reply,
+                 cli_ids *generated, cli_gen_stats *st) {
+    gemma_error err;
+    if (cli_generate_to(s, smp, tok, m, prompt, n_prompt, o, emit_to_file, out, reply, generated, st, &err) !=
+        GEMMA_OK)
+        return cli_error("%s", err.message);
+    return CLI_OK;
 }
 
 void cli_print_stats(const cli_gen_stats *st, FILE *f) {

@@ -44,6 +44,8 @@ typedef struct {
     gemma_numerics numerics;  /* --numerics (0 = auto) */
     const float *image_embeds;/* rows for the prompt's image tokens (gemma_session_eval_mm), or NULL */
     size_t n_image_embeds;
+    const volatile sig_atomic_t *cancel;   /* generation stops when *cancel becomes non-zero (NULL: never) */
+    int penalize_reply_only;  /* the penalties see only generated tokens, not the prompt (OpenAI's) */
 } cli_gen_opts;
 
 enum { CLI_SET_TEMP = 1, CLI_SET_TOP_K = 2, CLI_SET_TOP_P = 4, CLI_SET_MIN_P = 8 };
@@ -66,14 +68,35 @@ typedef struct {
     int stopped_by;                  /* 0 limit, 1 stop token, 2 stop string, 3 interrupted, 4 context full */
 } cli_gen_stats;
 
+/* A growable list of token ids. */
+typedef struct {
+    int32_t *ids;
+    size_t n, cap;
+} cli_ids;
+int cli_ids_push(cli_ids *ids, int32_t t);   /* 0 when out of memory */
+void cli_ids_free(cli_ids *ids);
+
+/* Receives reply text as it becomes final (never half a UTF-8 character, never
+ * a possible beginning of a stop string); returns 0 to stop generating. */
+typedef int (*cli_emit_fn)(void *user, const char *text, size_t len);
+
 /* Evaluate `prompt` (appended to what the session holds), then sample and
- * stream the reply to `out` until a stop token/string, n_predict, the context
- * end or ^C.  The reply text (as printed) goes to *reply (malloc'd). */
+ * hand the reply to `sink` until a stop token/string, n_predict, the context
+ * end, *o->cancel or a sink that wants no more.  The reply text (all that was
+ * handed out) goes to *reply (malloc'd); the ids sampled and evaluated into
+ * the cache are appended to *generated (if not NULL).  Reentrant: one call per
+ * session at a time, any number of sessions at once. */
+int cli_generate_to(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
+                    const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, cli_emit_fn sink, void *user,
+                    char **reply, cli_ids *generated, cli_gen_stats *stats, gemma_error *err);
+/* The same, streaming to `out`; errors are printed.  Returns CLI_OK / CLI_FAIL. */
 int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
                  const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, FILE *out, char **reply,
-                 cli_gen_stats *stats);
-/* The ids cli_generate sampled and evaluated into the cache (valid until the next call). */
-const int32_t *cli_generated_ids(size_t *n);
+                 cli_ids *generated, cli_gen_stats *stats);
+/* Stop strings in a growing text: the earliest match starting at or after
+ * `from` (-1: none), and how many bytes at the end could begin one. */
+long cli_find_stop(const char *text, size_t len, size_t from, const char *const *stops, int n_stops);
+size_t cli_stop_prefix_tail(const char *text, size_t len, const char *const *stops, int n_stops);
 void cli_print_stats(const cli_gen_stats *st, FILE *f);
 
 /* Images of a prompt.  cli_encode_images decodes each file, preprocesses it

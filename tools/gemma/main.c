@@ -13,6 +13,7 @@ static const struct {
     {"logits", cmd_logits, "write the logits of every position for given token ids (parity interface)"},
     {"run", cmd_run, "generate a reply to one prompt, streamed"},
     {"chat", cmd_chat, "interactive multi-turn chat"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server (chat/completions, completions, models, metrics)"},
     {"tokenize", cmd_tokenize, "text or chat messages to token ids"},
     {"info", cmd_info, "describe a model directory"},
     {"quantize", cmd_quantize, "Hugging Face checkpoint -> MLX 4/8-bit checkpoint (mlx-lm / mlx-vlm compatible)"},
