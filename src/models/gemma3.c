@@ -335,14 +335,21 @@ static void commit_kv(gemma_session *s, int layer, int pos0, int n) {
 }
 
 /* q/k norm and RoPE of one head at position pos. */
-static void norm_rope_head(const gemma_model *m, int l, float *x, const float *norm, int pos) {
+/* RMS-normalize each of n heads, then rotate them all at position pos (the
+ * exact path computes the angles once for them all). */
+static void norm_rope_heads(const gemma_model *m, int l, float *x, int n, const float *norm, int pos) {
     const gm_config *c = m->cfg;
-    int ggml = m->numerics == GEMMA_NUMERICS_LLAMACPP;
-    rmsnorm(x, x, norm, c->head_dim, (float)c->rms_norm_eps, ggml);
-    if (ggml)
-        rope_ggml(x, c->head_dim, (float)c->layers[l].rope_theta, 1.0f / (float)c->layers[l].rope_factor, pos);
-    else
-        gm_rope(x, c->head_dim, c->head_dim / 2, m->layers[l].rope_inv_freq, pos);
+    int ggml = m->numerics == GEMMA_NUMERICS_LLAMACPP, Dh = c->head_dim;
+    float cs[2 * GM_ROPE_MAX_PAIRS];
+    if (!ggml) gm_rope_angles(Dh / 2, m->layers[l].rope_inv_freq, pos, cs);
+    for (int h = 0; h < n; h++) {
+        float *xh = x + (size_t)h * Dh;
+        rmsnorm(xh, xh, norm, Dh, (float)c->rms_norm_eps, ggml);
+        if (ggml)
+            rope_ggml(xh, Dh, (float)c->layers[l].rope_theta, 1.0f / (float)c->layers[l].rope_factor, pos);
+        else
+            gm_rope_apply(xh, Dh, Dh / 2, cs);
+    }
 }
 
 /* ========================================================== forward pass */
@@ -378,8 +385,8 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
         gm_matmul_many(s->pool, k, (const gm_weight *const[]){&L->q, &L->k, &L->v}, 3, s->xb, n,
                        (float *const[]){s->q, s->kn, s->vn}, &s->mm);
         for (int i = 0; i < n; i++) {
-            for (int h = 0; h < H; h++) norm_rope_head(m, l, s->q + (size_t)i * qdim + (size_t)h * Dh, L->q_norm, pos0 + i);
-            for (int h = 0; h < KV; h++) norm_rope_head(m, l, s->kn + (size_t)i * kv_dim + (size_t)h * Dh, L->k_norm, pos0 + i);
+            norm_rope_heads(m, l, s->q + (size_t)i * qdim, H, L->q_norm, pos0 + i);
+            norm_rope_heads(m, l, s->kn + (size_t)i * kv_dim, KV, L->k_norm, pos0 + i);
         }
         if (ggml)   /* llama.cpp's f16 cache */
             for (size_t e = 0; e < (size_t)n * kv_dim; e++) {

@@ -264,15 +264,17 @@ void gm_gemma4_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
         gm_matmul_many(s->pool, k, (const gm_weight *const[]){&L->q, &L->k, &L->v}, own ? 3 : 1, s->xb, n,
                        (float *const[]){s->q, kn, vn}, &s->mm);
         for (int i = 0; i < n; i++) {
+            float cs[2 * GM_ROPE_MAX_PAIRS];
+            gm_rope_angles(lc->rope_pairs, L->rope_inv_freq, pos0 + i, cs);
             for (int h = 0; h < H; h++) {
                 float *q = s->q + (size_t)i * qdim + (size_t)h * Dh;
                 rmsnorm(q, q, L->q_norm, Dh, eps);
-                gm_rope(q, Dh, lc->rope_pairs, L->rope_inv_freq, pos0 + i);
+                gm_rope_apply(q, Dh, lc->rope_pairs, cs);
             }
             for (int h = 0; own && h < KV; h++) {
                 float *kh = kn + (size_t)i * kv_dim + (size_t)h * Dh, *vh = vn + (size_t)i * kv_dim + (size_t)h * Dh;
                 rmsnorm(kh, kh, L->k_norm, Dh, eps);
-                gm_rope(kh, Dh, lc->rope_pairs, L->rope_inv_freq, pos0 + i);
+                gm_rope_apply(kh, Dh, lc->rope_pairs, cs);
                 rmsnorm(vh, vh, NULL, Dh, eps);
             }
         }

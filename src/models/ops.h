@@ -8,14 +8,23 @@
 #include <math.h>
 #include <string.h>
 
-/* Split-half (NeoX) rotation of one head at position pos: pairs (i, i + dim/2)
- * for i < pairs; the remaining pairs have angle 0 (Gemma 4's proportional RoPE). */
-static inline void gm_rope(float *x, int dim, int pairs, const float *inv_freq, int pos) {
-    int half = dim / 2;
+/* Split-half (NeoX) rotation at position pos: pairs (i, i + dim/2) for i <
+ * pairs; the remaining pairs have angle 0 (Gemma 4's proportional RoPE).
+ * The angles depend only on the position, so a token computes them once
+ * (gm_rope_angles: cs[2i] = cos, cs[2i+1] = sin) for all its heads. */
+#define GM_ROPE_MAX_PAIRS 2048   /* head_dim <= 4096, as config.c allows */
+static inline void gm_rope_angles(int pairs, const float *inv_freq, int pos, float *cs) {
     for (int i = 0; i < pairs; i++) {
         float theta = inv_freq[i] * (float)pos;      /* f32 product, as the reference */
-        float c = (float)cos((double)theta), s = (float)sin((double)theta);
-        float a = x[i], b = x[i + half];
+        cs[2 * i] = (float)cos((double)theta);
+        cs[2 * i + 1] = (float)sin((double)theta);
+    }
+}
+
+static inline void gm_rope_apply(float *x, int dim, int pairs, const float *cs) {
+    int half = dim / 2;
+    for (int i = 0; i < pairs; i++) {
+        float c = cs[2 * i], s = cs[2 * i + 1], a = x[i], b = x[i + half];
         x[i] = a * c - b * s;
         x[i + half] = b * c + a * s;
     }
