@@ -179,9 +179,15 @@ static inline float bias_dot(const uint8_t *b, int sdt, const float *xsum, int g
                                       : _mm512_loadu_ps((const float *)(const void *)(b + 4 * g));
         acc = _mm512_fmadd_ps(v, _mm512_loadu_ps(xsum + g), acc);
     }
-    float tail = 0.0f;
-    for (; g < groups; g++) tail += scale_at(b, sdt, (size_t)g) * xsum[g];
-    return _mm512_reduce_add_ps(acc) + tail;
+    if (g < groups) {   /* the last < 16 groups, masked (most rows of a 640-wide model have only 10) */
+        __mmask16 m = (__mmask16)((1u << (groups - g)) - 1u);
+        __m512 v = sdt == GM_DT_F32 ? _mm512_maskz_loadu_ps(m, b + 4 * g)
+                   : sdt == GM_DT_BF16
+                       ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b + 2 * g)), 16))
+                       : _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, b + 2 * g));
+        acc = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, xsum + g), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
 }
 
 static inline __attribute__((always_inline)) void mlx_rows_pass(const gm_mlx_rows *w, int r, int nr,
