@@ -34,7 +34,7 @@ typedef struct {
     size_t n;
 } buffer_spec;
 
-enum { N_BUFFERS = 16 };
+enum { N_BUFFERS = 17 };
 
 static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, int n_batch, int max_threads,
                          buffer_spec *b) {
@@ -60,6 +60,7 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
         {&s->att_lanes, ggml ? (size_t)max_threads * GM_ATT_LANE_ROWS * (size_t)c->head_dim : 0},
         {&s->ple, nb * ple + ple},   /* + one widened row of the per-layer table */
         {&s->ple_gate, nb * (size_t)c->ple_dim},
+        {&s->ple_raw, (model->ple_rows.row_bytes + sizeof(float) - 1) / sizeof(float)},
     };
     memcpy(b, t, sizeof t);
 }
