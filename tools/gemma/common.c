@@ -116,6 +116,43 @@ void cli_free_assets(cli_assets *a) {
     memset(a, 0, sizeof *a);
 }
 
+char *cli_render_user_prompt(const gemma_chat_format *fmt, const char *system, const char *user, int n_images,
+                             int flags) {
+    gemma_chat_message msgs[2];
+    gemma_chat_part parts[CLI_MAX_IMAGES + 1];
+    if (n_images > CLI_MAX_IMAGES) n_images = CLI_MAX_IMAGES;
+    for (int i = 0; i < n_images; i++) parts[i] = (gemma_chat_part){GEMMA_PART_IMAGE, NULL, 0};
+    parts[n_images] = (gemma_chat_part){GEMMA_PART_TEXT, user, 0};
+    size_t n = 0;
+    if (system) msgs[n++] = (gemma_chat_message){.role = "system", .content = system};
+    msgs[n++] = n_images ? (gemma_chat_message){.role = "user", .parts = parts, .n_parts = (size_t)n_images + 1}
+                         : (gemma_chat_message){.role = "user", .content = user};
+    gemma_error err;
+    size_t len = 0;
+    if (gemma_chat_render(fmt, msgs, n, flags, NULL, 0, &len, &err) != GEMMA_ERR_BUFFER) {
+        cli_error("%s", err.message);
+        return NULL;
+    }
+    char *s = malloc(len + 1);
+    if (!s) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    if (gemma_chat_render(fmt, msgs, n, flags, s, len + 1, &len, &err) != GEMMA_OK) {
+        cli_error("%s", err.message);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int cli_check_think(const cli_assets *a, const cli_gen_opts *o) {
+    if (!o->think || (a->fmt && gemma_chat_format_has_thinking(a->fmt))) return 1;
+    cli_error("--think: the chat format '%s' of %s has no thinking mode", a->fmt ? gemma_chat_format_name(a->fmt) : "none",
+              gemma_model_path(a->model));
+    return 0;
+}
+
 int cli_tokenize(const gemma_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n) {
     gemma_error err;
     *ids = malloc((len + 2) * sizeof **ids);
@@ -145,6 +182,11 @@ const char *const cli_gen_help =
     "  --stop TEXT           stop when TEXT appears (may repeat)\n"
     "  --ctx N               context size (default 4096)\n"
     "  -t, --threads N       worker threads (default: all CPUs)\n"
+    "  --force-reply IDS     begin each reply with these token ids (comma-separated) instead of sampled\n"
+    "                        ones; a stop id among them ends it (for tests, or to steer a reply's start)\n"
+    "  --think               thinking mode of the chat template (Gemma 4: <|think|> in the system turn)\n"
+    "  --hide-thinking       do not show the model's thought channels (default: on stderr, dimmed on a\n"
+    "                        terminal; stdout gets the answer only); history never keeps them\n"
     "  --numerics MODE       auto (default: llamacpp for GGUF files, else exact), exact (f32 math on the\n"
     "                        weights as stored, like transformers / mlx-lm) or llamacpp (GGUF only: llama.cpp's\n"
     "                        rounding step for step, so greedy output equals llama.cpp's)\n";
@@ -153,6 +195,12 @@ void cli_gen_defaults(cli_gen_opts *o) {
     memset(o, 0, sizeof *o);
     o->sp = gemma_sampler_default_params();
     o->n_predict = -1;
+}
+
+void cli_gen_free(cli_gen_opts *o) {
+    free(o->forced);
+    o->forced = NULL;
+    o->n_forced = 0;
 }
 
 void cli_gen_model_defaults(cli_gen_opts *o, const gemma_model *m) {
@@ -251,6 +299,15 @@ int cli_parse_gen_flag(int argc, char **argv, int *i, const char *cmd, cli_gen_o
     } else if (!strcmp(a, "--numerics")) {
         VALUE();
         if (!cli_parse_numerics(v, cmd, &o->numerics)) return -1;
+    } else if (!strcmp(a, "--force-reply")) {
+        VALUE();
+        free(o->forced);
+        o->forced = NULL;
+        if (!cli_parse_tokens(v, &o->forced, &o->n_forced) || !o->n_forced) BAD();
+    } else if (!strcmp(a, "--think")) {
+        o->think = 1;
+    } else if (!strcmp(a, "--hide-thinking")) {
+        o->hide_thinking = 1;
     } else {
         return 0;
     }
@@ -325,12 +382,58 @@ static int acc_append(text_acc *t, const char *s, size_t n) {
     return 1;
 }
 
-static void emit(text_acc *t, size_t upto, FILE *out) {
-    if (upto > t->emitted) {
-        fwrite(t->buf + t->emitted, 1, upto - t->emitted, out);
-        fflush(out);
-        t->emitted = upto;
+/* Where emitted text goes: all of it to out, or (split) the answer to out and
+ * the thought channels to thought_out (NULL: hidden). */
+typedef struct {
+    FILE *out, *thought_out;
+    gemma_channel_splitter *split;
+    int dim, thought_line_open;   /* ANSI dim for thoughts; the last thought byte was not a newline */
+    text_acc answer;              /* the answer text, when split */
+} reply_sink;
+
+static int sink_write(reply_sink *k, const char *answer, size_t na, const char *thought, size_t nt) {
+    if (nt && k->thought_out) {
+        if (k->dim) fputs("\033[2m", k->thought_out);
+        fwrite(thought, 1, nt, k->thought_out);
+        if (k->dim) fputs("\033[0m", k->thought_out);
+        fflush(k->thought_out);
+        k->thought_line_open = thought[nt - 1] != '\n';
     }
+    if (na && k->thought_line_open && k->thought_out) {   /* the answer starts on a line of its own */
+        fputc('\n', k->thought_out);
+        k->thought_line_open = 0;
+    }
+    fwrite(answer, 1, na, k->out);
+    fflush(k->out);
+    return acc_append(&k->answer, answer, na);
+}
+
+static int emit(text_acc *t, size_t upto, reply_sink *k) {
+    enum { CHUNK = 1024 };
+    char answer[CHUNK + GEMMA_CHANNEL_HOLD], thought[CHUNK + GEMMA_CHANNEL_HOLD];
+    int ok = 1;
+    for (size_t at = t->emitted; at < upto; at += CHUNK) {
+        size_t n = upto - at < CHUNK ? upto - at : CHUNK, na, nt = 0;
+        if (!k->split) {
+            fwrite(t->buf + at, 1, n, k->out);
+            fflush(k->out);
+            continue;
+        }
+        gemma_channel_push(k->split, t->buf + at, n, answer, &na, thought, &nt);
+        ok &= sink_write(k, answer, na, thought, nt);
+    }
+    if (upto > t->emitted) t->emitted = upto;
+    return ok;
+}
+
+static int sink_flush(reply_sink *k) {
+    if (!k->split) return 1;
+    char answer[GEMMA_CHANNEL_HOLD], thought[GEMMA_CHANNEL_HOLD];
+    size_t na, nt;
+    gemma_channel_flush(k->split, answer, &na, thought, &nt);
+    int ok = sink_write(k, answer, na, thought, nt);
+    if (k->thought_line_open && k->thought_out) fputc('\n', k->thought_out);
+    return ok;
 }
 
 int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
@@ -347,7 +450,18 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
     text_acc acc = {0};
     int rc = CLI_FAIL;
     char piece[GEMMA_DETOKENIZER_MAX_OUT + 8];
-    if (!logits || !dt || !acc_append(&acc, "", 0)) {
+    /* thought channels: their marker tokens are special (not printed), so they are put back as text */
+    reply_sink sink = {.out = out};
+    int32_t ch_open = -1, ch_close = -1;
+    if (o->channels) {
+        sink.split = gemma_channel_splitter_create();
+        sink.thought_out = o->hide_thinking ? NULL : stderr;
+        sink.dim = sink.thought_out && isatty(fileno(stderr));
+        ch_open = gemma_token_id(tok, "<|channel>");
+        ch_close = gemma_token_id(tok, "<channel|>");
+    }
+    if (!logits || !dt || !acc_append(&acc, "", 0) || !acc_append(&sink.answer, "", 0) ||
+        (o->channels && !sink.split)) {
         cli_error("out of memory");
         goto done;
     }
@@ -372,7 +486,12 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
             break;
         }
         if (o->n_predict >= 0 && st->n_generated >= o->n_predict) break;
-        int32_t t = gemma_sampler_sample(smp, logits);
+        size_t step = (size_t)st->n_generated;
+        int32_t t = step < o->n_forced ? o->forced[step] : gemma_sampler_sample(smp, logits);
+        if (t < 0 || t >= vocab) {
+            cli_error("--force-reply: id %d is outside the vocabulary [0, %d)", t, vocab);
+            goto done;
+        }
         int is_stop = 0;
         for (size_t k = 0; k < n_stop; k++) is_stop |= stops[k] == t;
         if (is_stop) {
@@ -383,6 +502,8 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
         if (st->n_generated == 1) st->first_token_ms = (cli_now() - t0) * 1e3;
         gemma_sampler_accept(smp, t);
         size_t n = gemma_detokenizer_push(dt, t, piece);
+        const char *marker = t == ch_open ? "<|channel>" : t == ch_close ? "<channel|>" : NULL;
+        if (marker) n += (size_t)snprintf(piece + n, sizeof piece - n, "%s", marker);
         if (!acc_append(&acc, piece, n)) {
             cli_error("out of memory");
             goto done;
@@ -390,13 +511,16 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
         size_t search_from = acc.emitted;
         long hit = o->n_stops ? find_stop(acc.buf, acc.len, search_from, o) : -1;
         if (hit >= 0) {
-            emit(&acc, (size_t)hit, out);
+            emit(&acc, (size_t)hit, &sink);
             acc.len = (size_t)hit;
             acc.buf[acc.len] = 0;
             st->stopped_by = 2;
             break;
         }
-        emit(&acc, acc.len - stop_prefix_tail(acc.buf, acc.len, o), out);
+        if (!emit(&acc, acc.len - stop_prefix_tail(acc.buf, acc.len, o), &sink)) {
+            cli_error("out of memory");
+            goto done;
+        }
         if (gemma_session_position(s) >= gemma_session_context_size(s)) {
             st->stopped_by = 4;
             break;
@@ -413,14 +537,25 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
     if (st->stopped_by != 2) {
         size_t n = gemma_detokenizer_flush(dt, piece);
         acc_append(&acc, piece, n);
-        emit(&acc, acc.len, out);
+        emit(&acc, acc.len, &sink);
+    }
+    if (!sink_flush(&sink)) {
+        cli_error("out of memory");
+        goto done;
     }
     st->gen_seconds = cli_now() - t1;
-    *reply = acc.buf;
-    acc.buf = NULL;
+    if (sink.split) {
+        *reply = sink.answer.buf;
+        sink.answer.buf = NULL;
+    } else {
+        *reply = acc.buf;
+        acc.buf = NULL;
+    }
     rc = CLI_OK;
 done:
     free(acc.buf);
+    free(sink.answer.buf);
+    gemma_channel_splitter_free(sink.split);
     gemma_detokenizer_free(dt);
     free(logits);
     return rc;
