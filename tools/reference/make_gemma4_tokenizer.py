@@ -16,8 +16,9 @@ checks by sha256) and
     258880-258884 -> <|image|>, <|audio|>, <image|>, <audio|>, <|video|>;
   * drops Gemma 3's <image_soft_token> (id 262144): Gemma 4's vocabulary is exactly 262,144 ids and
     its multimodal placeholders are inside it;
-  * writes tokenizer_config.json with the E-model chat template (shared/data/templates/
-    gemma4_e2b_chat_template.jinja2, Google's "canonical" 2026-07-09 revision), add_bos_token false
+  * writes tokenizer_config.json with the E-model chat template (tests/fixtures/chat/gemma4-e2b/
+    chat_template.jinja: byte-identical to shared/data/templates/gemma4_e2b_chat_template.jinja2,
+    Google's "canonical" 2026-07-09 revision, from ollama's test data), add_bos_token false
     (the template writes <bos>), eos <turn|>, Gemma 4's multimodal token names, and a field
     "gemma_c_stand_in" saying what this is.
 
@@ -138,14 +139,10 @@ def derive_config(cfg, template, added_tokens):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--from", dest="src", default=os.path.join(ROOT, "models", "gemma3-tokenizer"))
-    ap.add_argument("--template", default=os.path.join(ROOT, "..", "shared", "data", "templates",
-                                                       "gemma4_e2b_chat_template.jinja2"))
+    ap.add_argument("--template", default=os.path.join(ROOT, "tests", "fixtures", "chat", "gemma4-e2b",
+                                                       "chat_template.jinja"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "gemma4-tokenizer-standin"))
     args = ap.parse_args()
-    if not os.path.isfile(args.template):   # worktrees sit beside /work/shared
-        alt = "/work/shared/data/templates/gemma4_e2b_chat_template.jinja2"
-        if os.path.isfile(alt):
-            args.template = alt
     src_tok = os.path.join(args.src, "tokenizer.json")
     src_cfg = os.path.join(args.src, "tokenizer_config.json")
     for p in (src_tok, src_cfg, args.template):
