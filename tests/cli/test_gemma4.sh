@@ -32,7 +32,7 @@ check "Gemma 3's turn markers are gone" '[ "$(ids "<start_of_turn>" | tr -cd , |
 "$gemma" info -m "$m" >"$tmp/info.txt" 2>&1; rc=$?
 check "info: gemma4_text, per-layer inputs, KV sharing" '[ $rc = 0 ] && grep -q "arch: *gemma4_text: 6 layers (2 global)" "$tmp/info.txt" && grep -q "per-layer inputs 16, 2 KV-shared layers" "$tmp/info.txt"'
 check "info: stop ids 1 106 50 (generation_config)" 'grep -q "stop ids: *1 106 50$" "$tmp/info.txt"'
-check "info: chat format gemma4, 262144-id tokenizer" 'grep -q "chat format: gemma4" "$tmp/info.txt" && grep -q "tokenizer: *262144 ids" "$tmp/info.txt"'
+check "info: chat format gemma4 with thinking, the 262144-id tokenizer marked STAND-IN" 'grep -q "chat format: gemma4 (thinking mode: --think)" "$tmp/info.txt" && grep -q "tokenizer: *262144 ids (STAND-IN" "$tmp/info.txt"'
 
 # ---- tokenize --chat: the spec's prompt ids (4.2: 2,105,2364,107,...,106,107,105,4368,107)
 test_id=$(ids "TEST" | tr -d '[]')

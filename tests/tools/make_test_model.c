@@ -94,25 +94,22 @@ static int write_gemma4(const char *dir, const char *tokdir) {
     for (int l = 0; l < G4L; l++) {
         char n[128];
         int hd = full[l] ? G4GHD : G4HD, ffn = l >= G4L - G4SHARED ? 2 * G4F : G4F;
-        LADD("self_attn.q_proj.weight", G4H * hd, G4D);
-        if (l < G4L - G4SHARED) {
-            LADD("self_attn.k_proj.weight", hd, G4D);
-            LADD("self_attn.v_proj.weight", hd, G4D);
-            LADD("self_attn.k_norm.weight", hd, 0);
+        int own = l < G4L - G4SHARED;   /* KV-shared layers carry no k/v projections or k_norm */
+        const struct {
+            const char *sub;
+            int rows, cols;
+        } t[] = {{"self_attn.q_proj.weight", G4H * hd, G4D}, {"self_attn.k_proj.weight", own ? hd : 0, G4D},
+                 {"self_attn.v_proj.weight", own ? hd : 0, G4D}, {"self_attn.k_norm.weight", own ? hd : 0, 0},
+                 {"self_attn.o_proj.weight", G4D, G4H * hd}, {"self_attn.q_norm.weight", hd, 0},
+                 {"mlp.gate_proj.weight", ffn, G4D}, {"mlp.up_proj.weight", ffn, G4D},
+                 {"mlp.down_proj.weight", G4D, ffn}, {"per_layer_input_gate.weight", G4P, G4D},
+                 {"per_layer_projection.weight", G4D, G4P}, {"input_layernorm.weight", G4D, 0},
+                 {"post_attention_layernorm.weight", G4D, 0}, {"pre_feedforward_layernorm.weight", G4D, 0},
+                 {"post_feedforward_layernorm.weight", G4D, 0}, {"post_per_layer_input_norm.weight", G4D, 0}};
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+            int r = t[k].rows, c = t[k].cols;
+            if (r) LADD(t[k].sub, r, c);
         }
-        int qdim = G4H * hd;
-        LADD("self_attn.o_proj.weight", G4D, qdim);
-        LADD("self_attn.q_norm.weight", hd, 0);
-        LADD("mlp.gate_proj.weight", ffn, G4D);
-        LADD("mlp.up_proj.weight", ffn, G4D);
-        LADD("mlp.down_proj.weight", G4D, ffn);
-        LADD("per_layer_input_gate.weight", G4P, G4D);
-        LADD("per_layer_projection.weight", G4D, G4P);
-        LADD("input_layernorm.weight", G4D, 0);
-        LADD("post_attention_layernorm.weight", G4D, 0);
-        LADD("pre_feedforward_layernorm.weight", G4D, 0);
-        LADD("post_feedforward_layernorm.weight", G4D, 0);
-        LADD("post_per_layer_input_norm.weight", G4D, 0);
         snprintf(n, sizeof n, "model.layers.%d.layer_scalar", l);
         *w = 1.0f;
         ADD(n, 1, 0);
