@@ -305,19 +305,48 @@ GEMMA_API gemma_status gemma_chat_format_load(const char *path, gemma_chat_forma
 GEMMA_API gemma_status gemma_chat_format_from_template(const char *jinja, gemma_chat_format **out, gemma_error *err);
 GEMMA_API void gemma_chat_format_free(gemma_chat_format *fmt);
 GEMMA_API const char *gemma_chat_format_name(const gemma_chat_format *fmt);   /* e.g. "gemma3" */
+/* Whether the format has a thinking mode (GEMMA_CHAT_THINKING) and thought
+ * channels in replies (Gemma 4: "<|channel>thought\n...<channel|>"). */
+GEMMA_API int gemma_chat_format_has_thinking(const gemma_chat_format *fmt);
+
+/* Render flags.  GEMMA_CHAT_GENERATION_PROMPT (1, so the old boolean still
+ * works) ends the prompt with the model's turn opening; GEMMA_CHAT_THINKING is
+ * the template's enable_thinking (Gemma 4: a system turn starting "<|think|>\n";
+ * the E models get no empty thought block when it is off).  A format without
+ * a thinking mode rejects GEMMA_CHAT_THINKING with GEMMA_ERR_UNSUPPORTED. */
+enum { GEMMA_CHAT_GENERATION_PROMPT = 1, GEMMA_CHAT_THINKING = 2 };
 
 /* Render messages to the prompt text (NUL-terminated into out; *len without the
  * NUL; GEMMA_ERR_BUFFER if cap <= *len).  Conversations the template rejects
  * (roles not alternating, content of a wrong type) fail with GEMMA_ERR_ARG. */
 GEMMA_API gemma_status gemma_chat_render(const gemma_chat_format *fmt, const gemma_chat_message *messages, size_t n,
-                                         int add_generation_prompt, char *out, size_t cap, size_t *len,
-                                         gemma_error *err);
+                                         int flags, char *out, size_t cap, size_t *len, gemma_error *err);
 
 /* The same from an OpenAI-style JSON message list: [{"role": ..., "content":
  * "text" | [{"type": "text", "text": ...}, {"type": "image"}, ...]}, ...]. */
 GEMMA_API gemma_status gemma_chat_render_json(const gemma_chat_format *fmt, const char *messages_json, size_t json_len,
-                                              int add_generation_prompt, char *out, size_t cap, size_t *len,
-                                              gemma_error *err);
+                                              int flags, char *out, size_t cap, size_t *len, gemma_error *err);
+
+/* Splitting a streamed reply into its thought channels and its answer, as the
+ * Gemma 4 template's strip_thinking reads a model turn: text from "<|channel>"
+ * to the next "<channel|>" is thought (the markers themselves are dropped; a
+ * thought channel begins with its name, "thought\n"); everything else, a stray
+ * "<channel|>" removed, is the answer, which is what a later turn's history
+ * holds.  Text arrives in pieces of any size (a marker may be cut anywhere):
+ * bytes that could begin a marker are held back until the next push or the
+ * flush.  answer and thought must each hold len + GEMMA_CHANNEL_HOLD bytes
+ * (thought may be NULL, with n_thought: thought text is dropped); the counts
+ * written go to *n_answer / *n_thought (no NUL).  No allocation after create. */
+#define GEMMA_CHANNEL_HOLD 16
+typedef struct gemma_channel_splitter gemma_channel_splitter;
+GEMMA_API gemma_channel_splitter *gemma_channel_splitter_create(void);
+GEMMA_API void gemma_channel_splitter_free(gemma_channel_splitter *s);
+GEMMA_API void gemma_channel_push(gemma_channel_splitter *s, const char *text, size_t len, char *answer,
+                                  size_t *n_answer, char *thought, size_t *n_thought);
+/* The held-back bytes, as text of the channel the stream is in; then the splitter starts over. */
+GEMMA_API void gemma_channel_flush(gemma_channel_splitter *s, char *answer, size_t *n_answer, char *thought,
+                                   size_t *n_thought);
+GEMMA_API int gemma_channel_in_thought(const gemma_channel_splitter *s);   /* 1 inside a thought channel */
 
 /* The processor's step after rendering: each <start_of_image> becomes
  * "\n\n<start_of_image>" + tokens_per_image x "<image_soft_token>" +

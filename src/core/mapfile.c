@@ -63,6 +63,24 @@ void gm_mapfile_drop(const gm_mapfile *mf, const void *p, size_t n) {
 #endif
 }
 
+int gm_mapfile_open_fd(const gm_mapfile *mf) {
+    if (!mf || !mf->is_mapped || !mf->path) return -1;
+    return open(mf->path, O_RDONLY | O_CLOEXEC);
+}
+
+int gm_pread_all(int fd, void *buf, size_t n, uint64_t off) {
+    unsigned char *p = buf;
+    while (n) {
+        ssize_t got = pread(fd, p, n, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return 0;
+        p += got;
+        n -= (size_t)got;
+        off += (uint64_t)got;
+    }
+    return 1;
+}
+
 gemma_status gm_read_file(const char *path, size_t max_bytes, char **out, size_t *len, gemma_error *err) {
     *out = NULL;
     FILE *f = fopen(path, "rb");

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const gm_tensor *find_suffixed(const gm_modeldir *md, const char *module, const char *suffix) {
     char name[512];
@@ -126,4 +127,66 @@ gemma_status gm_find_text_prefix(const gm_modeldir *md, const char **prefix, gem
                    "%s: missing tensor 'model.embed_tokens.weight' (also tried language_model.model.* and "
                    "model.language_model.*)",
                    gm_modeldir_source(md));
+}
+
+/* ============================================================ row reader */
+
+/* The mapped file holding p (and its offset there), or -1. */
+static int file_holding(const gm_modeldir *md, const uint8_t *p, size_t n, uint64_t *off) {
+    for (int i = 0; i < md->tensors.n_files; i++) {
+        const gm_mapfile *f = &md->tensors.files[i];
+        if (f->is_mapped && p >= f->data && n <= f->size && (size_t)(p - f->data) <= f->size - n) {
+            *off = (uint64_t)(p - f->data);
+            return i;
+        }
+    }
+    return -1;
+}
+
+void gm_row_reader_open(gm_row_reader *r, const gm_modeldir *md, const gm_weight *w) {
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < 3; i++) r->fd[i] = -1;
+    r->opened = 1;
+    const uint8_t *part[3] = {w->data, NULL, NULL};
+    r->len[0] = w->row_bytes;
+    if (w->kind == GM_W_MLX) {
+        part[1] = w->scales;
+        part[2] = w->biases;
+        r->len[1] = r->len[2] = (size_t)(w->cols / w->group_size) * (size_t)gm_dtype_size(w->qdtype);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!part[i]) continue;
+        int f = file_holding(md, part[i], r->len[i] * (size_t)w->rows, &r->off[i]);
+        if (f < 0 || (r->fd[i] = gm_mapfile_open_fd(&md->tensors.files[f])) < 0) {
+            gm_row_reader_close(r);
+            return;
+        }
+        r->row_bytes += r->len[i];
+    }
+    r->active = 1;
+}
+
+void gm_row_reader_close(gm_row_reader *r) {
+    if (!r->opened) return;
+    for (int i = 0; i < 3; i++)
+        if (r->fd[i] >= 0) close(r->fd[i]);
+    memset(r, 0, sizeof *r);
+}
+
+void gm_row_reader_row(const gm_row_reader *r, const gm_kernels *k, const gm_weight *w, int row, uint8_t *raw,
+                       float *out, float *tmp) {
+    uint8_t *at[3] = {raw, raw + r->len[0], raw + r->len[0] + r->len[1]};
+    int ok = r->active;
+    for (int i = 0; ok && i < 3; i++)
+        if (r->len[i]) ok = gm_pread_all(r->fd[i], at[i], r->len[i], r->off[i] + (uint64_t)row * r->len[i]);
+    if (!ok) {
+        gm_weight_row(k, w, row, out, tmp);
+        return;
+    }
+    gm_weight one = *w;
+    one.rows = 1;
+    one.data = at[0];
+    one.scales = at[1];
+    one.biases = at[2];
+    gm_weight_row(k, &one, 0, out, tmp);
 }

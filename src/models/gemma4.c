@@ -2,8 +2,8 @@
  *
  * One forward pass, top to bottom, as transformers' Gemma4TextModel and
  * mlx-lm's gemma4_text compute it: embeddings times sqrt(d); per-layer
- * inputs (a row of the big per-layer table, mmapped, only this step's tokens
- * read, plus a normed projection of the embeddings, mixed by 1/sqrt(2)); per
+ * inputs (a row of the big per-layer table, read with pread so that only this
+ * step's rows ever reach memory, plus a normed projection of the embeddings, mixed by 1/sqrt(2)); per
  * layer x*w RMSNorm -> attention with q/k norms, a weightless v norm, scale
  * 1, split-half RoPE (proportional on global layers: only the first pairs
  * rotate) -> post-norm -> residual; MLP likewise; the per-layer-input gate
@@ -116,6 +116,7 @@ gemma_status gm_gemma4_bind(gemma_model *m, gemma_error *err) {
         snprintf(name, sizeof name, "%sper_layer_model_projection", prefix);
         if ((st = gm_bind_matrix(md, name, N * P, D, &m->ple_proj, err))) return st;
         m->weight_bytes += gm_weight_bytes(&m->embed_ple) + gm_weight_bytes(&m->ple_proj);
+        gm_row_reader_open(&m->ple_rows, md, &m->embed_ple);
     }
 
     size_t per_layer = 5 * (size_t)D + 2 * (size_t)c->max_head_dim + (size_t)c->max_head_dim / 2 + 1;
@@ -224,7 +225,8 @@ static void per_layer_inputs(gemma_session *s, const int32_t *tokens, int n) {
     gm_matmul(s->pool, s->k, &m->ple_proj, s->x, n, s->ple, &s->mm);
     for (int i = 0; i < n; i++) {
         float *pl = s->ple + (size_t)i * NP;
-        gm_weight_row(s->k, &m->embed_ple, tokens[i], row, s->mm.per_thread[0]);
+        gm_row_reader_row(&m->ple_rows, s->k, &m->embed_ple, tokens[i], (uint8_t *)s->ple_raw, row,
+                          s->mm.per_thread[0]);
         for (int l = 0; l < c->n_layers; l++) {
             float *v = pl + (size_t)l * P;
             for (int e = 0; e < P; e++) v[e] *= proj_scale;

@@ -203,6 +203,7 @@ void gemma_model_free(gemma_model *m) {
     free(m->vision);
     if (m->mmproj) gm_mmproj_close(m->mmproj);
     free(m->mmproj);
+    gm_row_reader_close(&m->ple_rows);
     gm_modeldir_close(&m->md);
     free(m->layers);
     free(m->vectors);

@@ -6,6 +6,7 @@
 
 #include "gemma.h"
 #include "io/modeldir.h"
+#include "io/weights.h"
 #include "kernels/matmul.h"
 #include "models/siglip.h"
 
@@ -31,6 +32,7 @@ struct gemma_model {
     float *final_norm;
     gm_weight embed_ple, ple_proj;     /* Gemma 4: embed_tokens_per_layer, per_layer_model_projection */
     float *ple_norm;                   /* Gemma 4: per_layer_projection_norm [P] */
+    gm_row_reader ple_rows;            /* Gemma 4: embed_ple's rows read from its file (io/weights.h) */
     float embed_scale;             /* bf16(sqrt(hidden)) as the reference rounds it (LLAMACPP: sqrtf) */
     float *vectors;                /* one allocation for all norm and rope vectors */
     gemma_numerics numerics;       /* EXACT or LLAMACPP (AUTO resolved at load) */

@@ -34,7 +34,7 @@ typedef struct {
     size_t n;
 } buffer_spec;
 
-enum { N_BUFFERS = 17 };
+enum { N_BUFFERS = 18 };
 
 static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, int n_batch, int max_threads,
                          buffer_spec *b) {
@@ -61,6 +61,7 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
         {&s->ple, nb * ple + ple},   /* + one widened row of the per-layer table */
         {&s->ple_gate, nb * (size_t)c->ple_dim},
         {&s->mm.xp, (size_t)model->max_cols},
+        {&s->ple_raw, (model->ple_rows.row_bytes + sizeof(float) - 1) / sizeof(float)},
     };
     memcpy(b, t, sizeof t);
 }

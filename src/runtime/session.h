@@ -29,6 +29,7 @@ struct gemma_session {
     float *gate, *up;/* [n_batch, intermediate] */
     float *ple;      /* Gemma 4: [n_batch, n_layers * ple_dim] this step's per-layer inputs */
     float *ple_gate; /* Gemma 4: [n_batch, ple_dim] */
+    float *ple_raw;  /* Gemma 4: one stored row of the per-layer table (bytes, read with pread) */
     float *scores;   /* [n_threads, n_ctx] attention weights */
     float *att_lanes;/* LLAMACPP: [n_threads, GM_ATT_LANE_ROWS, head_dim] the V product's 64 lane
                         accumulators and the f16-rounded query */

@@ -20,8 +20,10 @@
  * ("assistant" -> "model", no alternation rule), user text trimmed, model
  * text with its thought channels removed, consecutive assistant messages
  * merged into one model turn, image parts as <|image|>, then
- * "<|turn>model\n".  Tools and thinking (enable_thinking, tool calls and
- * responses) are not expressible through gemma_chat_message and not rendered. */
+ * "<|turn>model\n" (no empty thought block: that is the 26B/31B template).
+ * GEMMA_CHAT_THINKING is enable_thinking: a system turn is opened even
+ * without a system message and starts with "<|think|>\n".  Tool calls and
+ * responses are not expressible through gemma_chat_message and not rendered. */
 #include "text/chat.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -30,6 +32,7 @@
 #include "gemma.h"
 #include "io/gguf.h"
 #include "io/modeldir.h"
+#include "text/channel.h"
 #include "text/tokenizer.h"
 
 #include <math.h>
@@ -103,7 +106,7 @@ static void append_trimmed(gm_strbuf *b, const char *s, size_t len) {
 
 /* ================================================================ gemma 3 */
 
-static gemma_status render_gemma3(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int gen,
+static gemma_status render_gemma3(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int flags,
                                   gm_strbuf *out, gemma_error *err) {
     if (n == 0 || !m[0].role) return gm_fail(err, GEMMA_ERR_ARG, "chat: no messages");
     gm_strbuf_puts(out, f->bos);
@@ -151,31 +154,28 @@ static gemma_status render_gemma3(const gemma_chat_format *f, const gemma_chat_m
         }
         gm_strbuf_puts(out, "<end_of_turn>\n");
     }
-    if (gen) gm_strbuf_puts(out, "<start_of_turn>model\n");
+    if (flags & GEMMA_CHAT_GENERATION_PROMPT) gm_strbuf_puts(out, "<start_of_turn>model\n");
     return GEMMA_OK;
 }
 
 /* ================================================================ gemma 4 */
 
 /* The template's strip_thinking: of each piece split at "<channel|>", what
- * precedes "<|channel>" (all of it if there is none), joined, then trimmed. */
+ * precedes "<|channel>" (all of it if there is none), joined, then trimmed;
+ * the streaming splitter's answer is exactly that before the trim. */
 static void append_without_thinking(gm_strbuf *out, const char *s, size_t len) {
-    static const char close[] = "<channel|>", open[] = "<|channel>";
-    gm_strbuf kept;
-    gm_strbuf_init(&kept);
-    const char *end = s + len;
-    for (const char *p = s; p <= end;) {
-        const char *stop = p;
-        while (stop + sizeof close - 1 <= end && memcmp(stop, close, sizeof close - 1) != 0) stop++;
-        if (stop + sizeof close - 1 > end) stop = end;
-        const char *cut = p;
-        while (cut + sizeof open - 1 <= stop && memcmp(cut, open, sizeof open - 1) != 0) cut++;
-        gm_strbuf_append(&kept, p, (size_t)((cut + sizeof open - 1 <= stop ? cut : stop) - p));
-        if (stop == end) break;
-        p = stop + sizeof close - 1;
+    gm_channel c = {0};
+    char *kept = malloc(len + GEMMA_CHANNEL_HOLD + 1);
+    if (!kept) {
+        out->ok = 0;
+        return;
     }
-    append_trimmed(out, kept.data, kept.len);
-    gm_strbuf_free(&kept);
+    size_t n, tail;
+    gm_channel_push(&c, s, len, kept, &n, NULL, NULL);
+    gm_channel_flush(&c, kept + n, &tail, NULL, NULL);
+    kept[n + tail] = 0;   /* append_trimmed reads length 0 as NUL-terminated */
+    append_trimmed(out, kept, n + tail);
+    free(kept);
 }
 
 static void append_gemma4_text(gm_strbuf *out, int model, const char *s, size_t len) {
@@ -184,14 +184,19 @@ static void append_gemma4_text(gm_strbuf *out, int model, const char *s, size_t 
     else append_trimmed(out, s, len);
 }
 
-static gemma_status render_gemma4(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int gen,
+static gemma_status render_gemma4(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int flags,
                                   gm_strbuf *out, gemma_error *err) {
     for (size_t i = 0; i < n; i++)
         if (!m[i].role) return gm_fail(err, GEMMA_ERR_ARG, "chat: message %zu has no role", i);
     gm_strbuf_puts(out, f->bos);
     size_t first = 0;
-    if (n && (strcmp(m[0].role, "system") == 0 || strcmp(m[0].role, "developer") == 0)) {
+    int system = n && (strcmp(m[0].role, "system") == 0 || strcmp(m[0].role, "developer") == 0);
+    int think = (flags & GEMMA_CHAT_THINKING) != 0;
+    if (system || think) {
         gm_strbuf_puts(out, "<|turn>system\n");
+        if (think) gm_strbuf_puts(out, "<|think|>\n");
+    }
+    if (system) {
         if (m[0].content) {
             append_trimmed(out, m[0].content, m[0].content_len);
         } else {
@@ -200,9 +205,9 @@ static gemma_status render_gemma4(const gemma_chat_format *f, const gemma_chat_m
                 gm_strbuf_puts(out, " ");
             }
         }
-        gm_strbuf_puts(out, "<turn|>\n");
         first = 1;
     }
+    if (system || think) gm_strbuf_puts(out, "<turn|>\n");
     const char *prev_role = NULL;   /* the template's prev_non_tool_role */
     for (size_t i = first; i < n; i++) {
         const gemma_chat_message *msg = &m[i];
@@ -230,7 +235,7 @@ static gemma_status render_gemma4(const gemma_chat_format *f, const gemma_chat_m
         if (!(model && next && strcmp(next, "assistant") == 0)) gm_strbuf_puts(out, "<turn|>\n");
         prev_role = msg->role;
     }
-    if (gen) gm_strbuf_puts(out, "<|turn>model\n");
+    if (flags & GEMMA_CHAT_GENERATION_PROMPT) gm_strbuf_puts(out, "<|turn>model\n");
     return GEMMA_OK;
 }
 
@@ -454,6 +459,7 @@ done:
 
 void gemma_chat_format_free(gemma_chat_format *f) { free(f); }
 const char *gemma_chat_format_name(const gemma_chat_format *f) { return f ? f->name : ""; }
+int gemma_chat_format_has_thinking(const gemma_chat_format *f) { return f && f->kind == CHAT_GEMMA4; }
 
 /* ================================================================ render */
 
@@ -465,23 +471,27 @@ static gemma_status copy_out(const gm_strbuf *b, char *out, size_t cap, size_t *
     return GEMMA_OK;
 }
 
-static gemma_status chat_render_buf(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int gen,
+static gemma_status chat_render_buf(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int flags,
                                 gm_strbuf *out, gemma_error *err) {
     if (!f) return gm_fail(err, GEMMA_ERR_ARG, "chat: no format");
     if (n && !m) return gm_fail(err, GEMMA_ERR_ARG, "chat: messages is NULL");
+    if (flags & ~(GEMMA_CHAT_GENERATION_PROMPT | GEMMA_CHAT_THINKING))
+        return gm_fail(err, GEMMA_ERR_ARG, "chat: unknown render flags 0x%x", (unsigned)flags);
+    if ((flags & GEMMA_CHAT_THINKING) && !gemma_chat_format_has_thinking(f))
+        return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "chat: the %s format has no thinking mode", f->name);
     switch (f->kind) {
-    case CHAT_GEMMA3: return render_gemma3(f, m, n, gen, out, err);
-    case CHAT_GEMMA4: return render_gemma4(f, m, n, gen, out, err);
+    case CHAT_GEMMA3: return render_gemma3(f, m, n, flags, out, err);
+    case CHAT_GEMMA4: return render_gemma4(f, m, n, flags, out, err);
     }
     return gm_fail(err, GEMMA_ERR_INTERNAL, "chat: unknown format");
 }
 
-gemma_status gemma_chat_render(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int gen,
+gemma_status gemma_chat_render(const gemma_chat_format *f, const gemma_chat_message *m, size_t n, int flags,
                                char *out, size_t cap, size_t *len, gemma_error *err) {
     gm_ok(err);
     gm_strbuf b;
     gm_strbuf_init(&b);
-    gemma_status st = chat_render_buf(f, m, n, gen, &b, err);
+    gemma_status st = chat_render_buf(f, m, n, flags, &b, err);
     if (!st) st = copy_out(&b, out, cap, len, err);
     gm_strbuf_free(&b);
     return st;
@@ -646,16 +656,16 @@ static gemma_status messages_from_json(const gm_json *arr, json_messages *j, gem
     return GEMMA_OK;
 }
 
-gemma_status gm_chat_render_json_value(const gemma_chat_format *f, const gm_json *messages, int gen, gm_strbuf *out,
+gemma_status gm_chat_render_json_value(const gemma_chat_format *f, const gm_json *messages, int flags, gm_strbuf *out,
                                        gemma_error *err) {
     json_messages j;
     gemma_status st = messages_from_json(messages, &j, err);
-    if (!st) st = chat_render_buf(f, j.msgs, j.n, gen, out, err);
+    if (!st) st = chat_render_buf(f, j.msgs, j.n, flags, out, err);
     json_messages_free(&j);
     return st;
 }
 
-gemma_status gemma_chat_render_json(const gemma_chat_format *f, const char *json, size_t json_len, int gen,
+gemma_status gemma_chat_render_json(const gemma_chat_format *f, const char *json, size_t json_len, int flags,
                                     char *out, size_t cap, size_t *len, gemma_error *err) {
     gm_ok(err);
     if (!json) return gm_fail(err, GEMMA_ERR_ARG, "messages: no JSON given");
@@ -665,7 +675,7 @@ gemma_status gemma_chat_render_json(const gemma_chat_format *f, const char *json
     if (!doc) return gm_fail(err, GEMMA_ERR_ARG, "messages: not valid JSON: %s", jerr);
     gm_strbuf b;
     gm_strbuf_init(&b);
-    gemma_status st = gm_chat_render_json_value(f, gm_json_root(doc), gen, &b, err);
+    gemma_status st = gm_chat_render_json_value(f, gm_json_root(doc), flags, &b, err);
     if (!st) st = copy_out(&b, out, cap, len, err);
     gm_strbuf_free(&b);
     gm_json_free(doc);

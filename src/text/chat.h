@@ -8,7 +8,7 @@
 #include "gemma.h"
 
 /* Render an OpenAI-style message list held as a parsed JSON array. */
-gemma_status gm_chat_render_json_value(const gemma_chat_format *fmt, const gm_json *messages, int add_generation_prompt,
+gemma_status gm_chat_render_json_value(const gemma_chat_format *fmt, const gm_json *messages, int flags,
                                        gm_strbuf *out, gemma_error *err);
 
 #endif

@@ -4,7 +4,12 @@
  * The embedding / tied head is MLX 4-bit (group 64), written with our packer;
  * the rest is f32.  usage: make_test_model OUT_DIR TOKENIZER_DIR [--vision]
  * --vision makes it a Gemma 3 multimodal checkpoint: a tiny random SigLIP
- * tower (28 px, patch 14, one layer) and projector, one soft token per image. */
+ * tower (28 px, patch 14, one layer) and projector, one soft token per image.
+ * --gemma4 makes a tiny Gemma 4 (gemma4_text, E2B-like: sliding and global
+ * layers with different head widths, proportional RoPE, per-layer inputs,
+ * KV sharing, double-wide MLP on the shared layers, layer scalars, soft-cap)
+ * for the Gemma 4 tokenizer given (tools/reference/make_gemma4_tokenizer.py's
+ * stand-in); its embedding and per-layer table are MLX 4-bit (group 32). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +33,128 @@ static void copy_file(const char *from, const char *to) {
     fclose(b);
 }
 
+static void copy_tokenizer(const char *tokdir, const char *dir) {
+    char p[2048], q[2048];
+    for (int i = 0; i < 2; i++) {
+        const char *f = i ? "tokenizer_config.json" : "tokenizer.json";
+        snprintf(p, sizeof p, "%s/%s", tokdir, f);
+        snprintf(q, sizeof q, "%s/%s", dir, f);
+        copy_file(p, q);
+    }
+}
+
+/* f32 tensors from the store w of the caller (a tu_st st); LADD names layer l's */
+#define ADD(name, r, c) do { int64_t sh[2] = {r, c}; size_t cnt = (size_t)(r) * ((c) ? (size_t)(c) : 1); \
+        tu_st_add(&st, name, "F32", sh, (c) ? 2 : 1, w, cnt * 4); w += cnt; } while (0)
+#define LADD(sub, r, c) do { snprintf(n, sizeof n, "model.layers.%d.%s", l, sub); ADD(n, r, c); } while (0)
+
+/* rows x cols random values quantized like mlx.core.quantize (4 bits), F32 scales/biases */
+static void add_quantized(tu_st *st, const char *base, int rows, int cols, int group, float amp, uint32_t *seed,
+                          void **keep) {
+    size_t row_bytes = gm_mlx_packed_row_bytes(cols, 4), ng = (size_t)(cols / group);
+    uint8_t *packed = calloc((size_t)rows, row_bytes);
+    float *scales = malloc((size_t)rows * ng * sizeof(float)), *biases = malloc((size_t)rows * ng * sizeof(float));
+    float *row = malloc((size_t)cols * sizeof(float));
+    for (int r = 0; r < rows; r++) {
+        for (int k = 0; k < cols; k++) row[k] = tu_rand(seed) * amp;
+        gm_mlx_quantize_row(row, cols, 4, group, packed + (size_t)r * row_bytes, scales + (size_t)r * ng,
+                            biases + (size_t)r * ng);
+    }
+    char n[256];
+    int64_t se[2] = {rows, (int64_t)(row_bytes / 4)}, ss[2] = {rows, (int64_t)ng};
+    snprintf(n, sizeof n, "%s.weight", base);
+    tu_st_add(st, n, "U32", se, 2, packed, (size_t)rows * row_bytes);
+    snprintf(n, sizeof n, "%s.scales", base);
+    tu_st_add(st, n, "F32", ss, 2, scales, (size_t)rows * ng * 4);
+    snprintf(n, sizeof n, "%s.biases", base);
+    tu_st_add(st, n, "F32", ss, 2, biases, (size_t)rows * ng * 4);
+    free(row);
+    keep[0] = packed;
+    keep[1] = scales;
+    keep[2] = biases;
+}
+
+/* Gemma 4: 6 layers S S F S S F, the last two KV-shared (donors 3 and 2). */
+static int write_gemma4(const char *dir, const char *tokdir) {
+    enum { G4D = 64, G4H = 2, G4HD = 32, G4GHD = 64, G4F = 96, G4L = 6, G4P = 16, G4SHARED = 2, G4GS = 32 };
+    static const int full[G4L] = {0, 0, 1, 0, 0, 1};
+    uint32_t seed = 4044;
+    tu_st st = {0};
+    void *keep[6];
+    add_quantized(&st, "model.embed_tokens", V, G4D, G4GS, 1.0f, &seed, keep);
+    add_quantized(&st, "model.embed_tokens_per_layer", V, G4L * G4P, G4GS, 1.0f, &seed, keep + 3);
+    size_t total = (size_t)G4L * G4P * G4D + G4D + G4P +
+                   (size_t)G4L * (2 * G4H * G4GHD * G4D + 2 * G4GHD * G4D + 3 * 2 * G4F * G4D + 2 * G4P * G4D +
+                                  5 * G4D + 2 * G4GHD + 1);
+    float *store = malloc(total * sizeof(float)), *w = store;
+    for (size_t i = 0; i < total; i++) store[i] = tu_rand(&seed) * 0.5f;
+    ADD("model.per_layer_model_projection.weight", G4L * G4P, G4D);
+    ADD("model.norm.weight", G4D, 0);
+    ADD("model.per_layer_projection_norm.weight", G4P, 0);
+    for (int l = 0; l < G4L; l++) {
+        char n[128];
+        int hd = full[l] ? G4GHD : G4HD, ffn = l >= G4L - G4SHARED ? 2 * G4F : G4F;
+        int own = l < G4L - G4SHARED;   /* KV-shared layers carry no k/v projections or k_norm */
+        const struct {
+            const char *sub;
+            int rows, cols;
+        } t[] = {{"self_attn.q_proj.weight", G4H * hd, G4D}, {"self_attn.k_proj.weight", own ? hd : 0, G4D},
+                 {"self_attn.v_proj.weight", own ? hd : 0, G4D}, {"self_attn.k_norm.weight", own ? hd : 0, 0},
+                 {"self_attn.o_proj.weight", G4D, G4H * hd}, {"self_attn.q_norm.weight", hd, 0},
+                 {"mlp.gate_proj.weight", ffn, G4D}, {"mlp.up_proj.weight", ffn, G4D},
+                 {"mlp.down_proj.weight", G4D, ffn}, {"per_layer_input_gate.weight", G4P, G4D},
+                 {"per_layer_projection.weight", G4D, G4P}, {"input_layernorm.weight", G4D, 0},
+                 {"post_attention_layernorm.weight", G4D, 0}, {"pre_feedforward_layernorm.weight", G4D, 0},
+                 {"post_feedforward_layernorm.weight", G4D, 0}, {"post_per_layer_input_norm.weight", G4D, 0}};
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+            int r = t[k].rows, c = t[k].cols;
+            if (r) LADD(t[k].sub, r, c);
+        }
+        snprintf(n, sizeof n, "model.layers.%d.layer_scalar", l);
+        *w = 1.0f;
+        ADD(n, 1, 0);
+    }
+    if ((size_t)(w - store) > total) {
+        fprintf(stderr, "make_test_model: gemma4 store overflow\n");
+        return 1;
+    }
+    char p[2048];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    tu_st_write(&st, p);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    tu_write_str(p,
+                 "{\"model_type\":\"gemma4_text\",\"vocab_size\":262144,\"hidden_size\":64,\"intermediate_size\":96,"
+                 "\"num_hidden_layers\":6,\"num_attention_heads\":2,\"num_key_value_heads\":1,\"head_dim\":32,"
+                 "\"global_head_dim\":64,\"layer_types\":[\"sliding_attention\",\"sliding_attention\","
+                 "\"full_attention\",\"sliding_attention\",\"sliding_attention\",\"full_attention\"],"
+                 "\"sliding_window\":16,\"rms_norm_eps\":1e-06,\"hidden_size_per_layer_input\":16,"
+                 "\"vocab_size_per_layer_input\":262144,\"num_kv_shared_layers\":2,\"use_double_wide_mlp\":true,"
+                 "\"final_logit_softcapping\":30.0,\"attention_k_eq_v\":false,\"enable_moe_block\":false,"
+                 "\"hidden_activation\":\"gelu_pytorch_tanh\",\"max_position_embeddings\":8192,"
+                 "\"tie_word_embeddings\":true,\"pad_token_id\":0,\"bos_token_id\":2,\"eos_token_id\":[1,106],"
+                 "\"rope_parameters\":{\"sliding_attention\":{\"rope_type\":\"default\",\"rope_theta\":10000.0},"
+                 "\"full_attention\":{\"rope_type\":\"proportional\",\"partial_rotary_factor\":0.25,"
+                 "\"rope_theta\":1000000.0}},\"quantization\":{\"group_size\":32,\"bits\":4}}");
+    snprintf(p, sizeof p, "%s/generation_config.json", dir);
+    tu_write_str(p, "{\"bos_token_id\":2,\"eos_token_id\":[1,106,50],\"do_sample\":true,\"temperature\":1.0,"
+                    "\"top_k\":64,\"top_p\":0.95}");
+    copy_tokenizer(tokdir, dir);
+    for (int i = 0; i < 6; i++) free(keep[i]);
+    free(store);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int vision = argc == 4 && strcmp(argv[3], "--vision") == 0;
-    if (argc != 3 && !vision) {
-        fprintf(stderr, "usage: make_test_model OUT_DIR TOKENIZER_DIR [--vision]\n");
+    int gemma4 = argc == 4 && strcmp(argv[3], "--gemma4") == 0;
+    if (argc != 3 && !vision && !gemma4) {
+        fprintf(stderr, "usage: make_test_model OUT_DIR TOKENIZER_DIR [--vision | --gemma4]\n");
         return 2;
     }
     const char *dir = argv[1];
     mkdir(dir, 0755);
-    char p[2048], q[2048];
+    if (gemma4) return write_gemma4(dir, argv[2]);
+    char p[2048];
     uint32_t seed = 2025;
 
     /* embedding: random rows, quantized like mlx.core.quantize */
@@ -58,12 +176,9 @@ int main(int argc, char **argv) {
     size_t total = D + (size_t)L * (4 * D * D * 2 + 3 * F * D + 4 * D + 2 * DH);
     float *store = malloc(total * sizeof(float)), *w = store;
     for (size_t i = 0; i < total; i++) store[i] = tu_rand(&seed) * 0.5f;
-#define ADD(name, r, c) do { int64_t sh[2] = {r, c}; size_t cnt = (size_t)(r) * ((c) ? (size_t)(c) : 1); \
-        tu_st_add(&st, name, "F32", sh, (c) ? 2 : 1, w, cnt * 4); w += cnt; } while (0)
     ADD("model.norm.weight", D, 0);
     for (int l = 0; l < L; l++) {
         char n[128];
-#define LADD(sub, r, c) do { snprintf(n, sizeof n, "model.layers.%d.%s", l, sub); ADD(n, r, c); } while (0)
         LADD("self_attn.q_proj.weight", H * DH, D);
         LADD("self_attn.k_proj.weight", KV * DH, D);
         LADD("self_attn.v_proj.weight", KV * DH, D);
@@ -140,12 +255,7 @@ int main(int argc, char **argv) {
     tu_write_str(p, cfg);
     snprintf(p, sizeof p, "%s/generation_config.json", dir);
     tu_write_str(p, "{\"bos_token_id\":2,\"eos_token_id\":[1,106],\"do_sample\":true,\"top_k\":64,\"top_p\":0.95}");
-    for (int i = 0; i < 2; i++) {
-        const char *f = i ? "tokenizer_config.json" : "tokenizer.json";
-        snprintf(p, sizeof p, "%s/%s", argv[2], f);
-        snprintf(q, sizeof q, "%s/%s", dir, f);
-        copy_file(p, q);
-    }
+    copy_tokenizer(argv[2], dir);
     free(packed);
     free(scales);
     free(biases);

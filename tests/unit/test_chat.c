@@ -50,7 +50,8 @@ static int run_cases(const gemma_chat_format *fmt, const gemma_tokenizer *tok, c
         if (!doc) fail_msg("%s: bad line: %s", path, jerr);
         const gm_json *c = gm_json_root(doc);
         const char *name = gm_json_string(gm_json_get(c, "name"));
-        int gen = !gm_json_is(gm_json_get(c, "add_generation_prompt"), GM_JSON_FALSE);
+        int gen = !gm_json_is(gm_json_get(c, "add_generation_prompt"), GM_JSON_FALSE) ? GEMMA_CHAT_GENERATION_PROMPT : 0;
+        if (gm_json_is(gm_json_get(c, "enable_thinking"), GM_JSON_TRUE)) gen |= GEMMA_CHAT_THINKING;
         const gm_json *want = gm_json_get(c, "rendered"), *want_err = gm_json_get(c, "error");
         gm_strbuf out;
         gm_strbuf_init(&out);

@@ -7,7 +7,9 @@
  * ends it.  Works the same with piped stdin (no prompts are printed then).
  * /image PATH encodes a picture at once and attaches it to the next message;
  * its embeddings stay with the conversation, so an image already in the
- * cache is never encoded or evaluated again. */
+ * cache is never encoded or evaluated again.  A Gemma 4 reply's thought
+ * channel is shown on stderr (--hide-thinking: not at all) and, as the
+ * template does, left out of the history the next turn renders. */
 #include "args.h"
 #include "common.h"
 
@@ -115,7 +117,7 @@ static int conv_add(conversation *c, const char *role, const char *content, int 
 }
 
 /* The whole conversation as prompt text, image placeholders expanded. */
-static char *render(const gemma_chat_format *fmt, const gemma_model *m, const conversation *c) {
+static char *render(const gemma_chat_format *fmt, const gemma_model *m, const conversation *c, int think) {
     static gemma_chat_message msgs[MAX_TURNS + 1];
     static gemma_chat_part parts[MAX_IMAGES + MAX_TURNS];
     size_t n = 0, np = 0;
@@ -133,9 +135,10 @@ static char *render(const gemma_chat_format *fmt, const gemma_model *m, const co
     }
     gemma_error err;
     size_t len = 0;
-    gemma_chat_render(fmt, msgs, n, 1, NULL, 0, &len, &err);
+    int flags = GEMMA_CHAT_GENERATION_PROMPT | (think ? GEMMA_CHAT_THINKING : 0);
+    gemma_chat_render(fmt, msgs, n, flags, NULL, 0, &len, &err);
     char *s = malloc(len + 1);
-    if (s && gemma_chat_render(fmt, msgs, n, 1, s, len + 1, &len, &err) != GEMMA_OK) {
+    if (s && gemma_chat_render(fmt, msgs, n, flags, s, len + 1, &len, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         free(s);
         return NULL;
@@ -221,6 +224,11 @@ int cmd_chat(int argc, char **argv) {
     cli_assets a;
     if (cli_load_assets_mm(model_dir, go.numerics, mmproj, &a, 1) != CLI_OK) return CLI_FAIL;
     cli_gen_model_defaults(&go, a.model);
+    if (!cli_check_think(&a, &go)) {
+        cli_free_assets(&a);
+        return CLI_FAIL;
+    }
+    go.channels = gemma_chat_format_has_thinking(a.fmt);
     int tty = isatty(STDIN_FILENO);
     int rc = CLI_FAIL;
     gemma_session *s = NULL;
@@ -293,7 +301,7 @@ int cmd_chat(int argc, char **argv) {
         free(line);
         int pending = c->pending;
         c->pending = 0;
-        char *full = render(a.fmt, a.model, c);
+        char *full = render(a.fmt, a.model, c, go.think);
         if (!full) goto done;
         int32_t *ids = NULL;
         size_t n_ids = 0;
@@ -357,5 +365,6 @@ done:
     gemma_sampler_free(smp);
     gemma_session_free(s);
     cli_free_assets(&a);
+    cli_gen_free(&go);
     return rc;
 }

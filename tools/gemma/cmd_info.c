@@ -3,10 +3,26 @@
  * tokens, tokenizer and chat format, and the memory a session will need. */
 #include "args.h"
 #include "common.h"
+#include "core/json.h"
+#include "core/mapfile.h"
 #include "gemma.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* tools/reference/make_gemma4_tokenizer.py marks its stand-in tokenizer in tokenizer_config.json: say so. */
+static int tokenizer_is_stand_in(const char *dir) {
+    char path[4096], *text = NULL, jerr[160];
+    size_t len = 0;
+    if ((size_t)snprintf(path, sizeof path, "%s/tokenizer_config.json", dir) >= sizeof path) return 0;
+    if (gm_read_file(path, 64u << 20, &text, &len, NULL) != GEMMA_OK) return 0;
+    gm_json_doc *doc = gm_json_parse(text, len, NULL, jerr, sizeof jerr);
+    int yes = doc && gm_json_get(gm_json_root(doc), "gemma_c_stand_in") != NULL;
+    gm_json_free(doc);
+    free(text);
+    return yes;
+}
 
 int cmd_info(int argc, char **argv) {
     const char *model_dir = NULL;
@@ -55,14 +71,18 @@ int cmd_info(int argc, char **argv) {
            (double)gemma_model_weight_bytes(m) / 1e6);
     gemma_tokenizer *tok;
     if (gemma_tokenizer_load(model_dir, &tok, &err) == GEMMA_OK) {
-        printf("tokenizer:   %d ids\n", gemma_tokenizer_vocab_size(tok));
+        printf("tokenizer:   %d ids%s\n", gemma_tokenizer_vocab_size(tok),
+               tokenizer_is_stand_in(gemma_model_path(m))
+                   ? " (STAND-IN derived from Gemma 3's: only the special tokens are Gemma 4's)"
+                   : "");
         gemma_tokenizer_free(tok);
     } else {
         printf("tokenizer:   none (%s)\n", err.message);
     }
     gemma_chat_format *fmt;
     if (gemma_chat_format_load(model_dir, &fmt, &err) == GEMMA_OK) {
-        printf("chat format: %s\n", gemma_chat_format_name(fmt));
+        printf("chat format: %s%s\n", gemma_chat_format_name(fmt),
+               gemma_chat_format_has_thinking(fmt) ? " (thinking mode: --think)" : "");
         gemma_chat_format_free(fmt);
     } else {
         printf("chat format: none (%s)\n", err.message);

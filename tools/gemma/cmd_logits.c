@@ -21,6 +21,8 @@ static const char *const help =
     "  --prefill K          first K tokens in one batched prefill, the rest one by one\n"
     "                       (default: all tokens in one prefill)\n"
     "  -o, --output FILE    where to write float32 logits [n_tokens, vocab]\n"
+    "  --last               write only the last position's logits [1, vocab] (long contexts)\n"
+    "  --batch N            tokens per internal prefill step (default: K, the whole prefill)\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
     "  --ctx N              context size (default: number of tokens)\n"
     "  --numerics MODE      auto | exact | llamacpp (see 'gemma run --help')\n"
@@ -43,7 +45,8 @@ static int read_tokens_file(const char *path, int32_t **ids, size_t *n) {
 
 int cmd_logits(int argc, char **argv) {
     const char *model_dir = NULL, *out_path = NULL, *tokens_arg = NULL, *tokens_file = NULL;
-    long prefill = -1, threads = 0, ctx = 0;
+    long prefill = -1, threads = 0, ctx = 0, batch = 0;
+    int last_only = 0;
     gemma_numerics numerics = GEMMA_NUMERICS_AUTO;
     const char *images[CLI_MAX_IMAGES], *mmproj = NULL;
     int n_images = 0;
@@ -75,6 +78,11 @@ int cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "--numerics")) {
             if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
             if (!cli_parse_numerics(v, "logits", &numerics)) return CLI_USAGE;
+        } else if (!strcmp(a, "--last")) {
+            last_only = 1;
+        } else if (!strcmp(a, "--batch")) {
+            if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
+            if (!cli_parse_int(v, 1, 1 << 20, &batch)) return cli_usage_error("logits", "bad --batch '%s'", v);
         } else if (!strcmp(a, "--ctx")) {
             if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
             if (!cli_parse_int(v, 1, 1 << 30, &ctx)) return cli_usage_error("logits", "bad --ctx '%s'", v);
@@ -112,35 +120,39 @@ int cmd_logits(int argc, char **argv) {
     gemma_session_options so = gemma_session_default_options();
     so.n_threads = (int)threads;
     so.n_ctx = ctx ? (int)ctx : (int)n;
-    so.n_batch = k > 0 ? (int)k : 1;
+    so.n_batch = batch ? (int)batch : k > 0 ? (int)k : 1;
     if (gemma_session_create(model, &so, &session, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;
     }
     size_t vocab = (size_t)gemma_model_vocab_size(model);
-    logits = malloc(n * vocab * sizeof(float));
+    /* --last: one row, overwritten by every call; the last call's stays */
+    size_t rows = last_only ? 1 : n;
+    gemma_logits_mode mode = last_only ? GEMMA_LOGITS_LAST : GEMMA_LOGITS_ALL;
+    logits = malloc(rows * vocab * sizeof(float));
     if (!logits) {
         cli_error("out of memory for %zu x %zu logits", n, vocab);
         goto done;
     }
     if (n_images) {   /* images: the whole prompt through eval_mm, in batches of K (image runs never split) */
         if (cli_encode_images(session, model, images, n_images, 0, &embeds, &n_rows, crops) != CLI_OK) goto done;
-        if (gemma_session_eval_mm(session, ids, n, embeds, n_rows, GEMMA_LOGITS_ALL, logits, &err) != GEMMA_OK) {
+        if (gemma_session_eval_mm(session, ids, n, embeds, n_rows, mode, logits, &err) != GEMMA_OK) {
             cli_error("%s", err.message);
             goto done;
         }
         k = n;
-    } else if (k > 0 && gemma_session_eval(session, ids, k, GEMMA_LOGITS_ALL, logits, &err) != GEMMA_OK) {
+    } else if (k > 0 && gemma_session_eval(session, ids, k, mode, logits, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;
     }
     for (size_t i = k; i < n; i++) {
-        if (gemma_session_eval(session, ids + i, 1, GEMMA_LOGITS_ALL, logits + i * vocab, &err) != GEMMA_OK) {
+        float *row = last_only ? logits : logits + i * vocab;
+        if (gemma_session_eval(session, ids + i, 1, mode, row, &err) != GEMMA_OK) {
             cli_error("%s", err.message);
             goto done;
         }
     }
-    if (!cli_write_file(out_path, logits, n * vocab * sizeof(float))) {
+    if (!cli_write_file(out_path, logits, rows * vocab * sizeof(float))) {
         cli_error("%s: cannot write", out_path);
         goto done;
     }

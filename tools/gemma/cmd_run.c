@@ -1,7 +1,8 @@
 /* cmd_run.c - `gemma run`: one prompt in, a streamed reply out.
  * Wraps the prompt in the model's chat format (unless --raw), prints the reply
  * as it is generated, then prompt/generation speed and time to first token
- * on stderr. */
+ * on stderr.  A Gemma 4 reply's thought channel goes to stderr (or nowhere
+ * with --hide-thinking), so stdout holds the answer alone. */
 #include "args.h"
 #include "common.h"
 
@@ -43,30 +44,14 @@ static char *read_stdin_all(void) {
 }
 
 /* The prompt text: chat-formatted (the images first, then the text), or <bos> + raw text. */
-static char *build_prompt(const cli_assets *a, const char *system, const char *user, int raw, int n_images) {
-    if (raw) {
-        size_t n = strlen(user);
-        char *s = malloc(n + 8);
-        if (s) snprintf(s, n + 8, "<bos>%s", user);
-        return s;
-    }
-    gemma_chat_message msgs[2];
-    gemma_chat_part parts[CLI_MAX_IMAGES + 1];
-    for (int i = 0; i < n_images; i++) parts[i] = (gemma_chat_part){GEMMA_PART_IMAGE, NULL, 0};
-    parts[n_images] = (gemma_chat_part){GEMMA_PART_TEXT, user, 0};
-    size_t n = 0;
-    if (system) msgs[n++] = (gemma_chat_message){.role = "system", .content = system};
-    msgs[n++] = n_images ? (gemma_chat_message){.role = "user", .parts = parts, .n_parts = (size_t)n_images + 1}
-                         : (gemma_chat_message){.role = "user", .content = user};
-    gemma_error err;
-    size_t len = 0;
-    gemma_chat_render(a->fmt, msgs, n, 1, NULL, 0, &len, &err);
-    char *s = malloc(len + 1);
-    if (s && gemma_chat_render(a->fmt, msgs, n, 1, s, len + 1, &len, &err) != GEMMA_OK) {
-        cli_error("%s", err.message);
-        free(s);
-        return NULL;
-    }
+static char *build_prompt(const cli_assets *a, const char *system, const char *user, int raw, int n_images,
+                          int think) {
+    if (!raw)
+        return cli_render_user_prompt(a->fmt, system, user, n_images,
+                                      GEMMA_CHAT_GENERATION_PROMPT | (think ? GEMMA_CHAT_THINKING : 0));
+    size_t n = strlen(user);
+    char *s = malloc(n + 8);
+    if (s) snprintf(s, n + 8, "<bos>%s", user);
     return s;
 }
 
@@ -109,10 +94,16 @@ int cmd_run(int argc, char **argv) {
     if (!prompt) return cli_usage_error("run", "missing -p PROMPT");
     if (raw && system) return cli_usage_error("run", "--system needs the chat format (drop --raw)");
     if (raw && n_images) return cli_usage_error("run", "--image needs the chat format (drop --raw)");
+    if (raw && go.think) return cli_usage_error("run", "--think needs the chat format (drop --raw)");
 
     cli_assets a;
     if (cli_load_assets_mm(model_dir, go.numerics, mmproj, &a, !raw) != CLI_OK) return CLI_FAIL;
     cli_gen_model_defaults(&go, a.model);
+    if (!cli_check_think(&a, &go)) {
+        cli_free_assets(&a);
+        return CLI_FAIL;
+    }
+    go.channels = !raw && gemma_chat_format_has_thinking(a.fmt);
 
     int rc = CLI_FAIL, crops[CLI_MAX_IMAGES];
     char *stdin_text = NULL, *text = NULL, *expanded = NULL, *reply = NULL;
@@ -138,7 +129,7 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     if (cli_encode_images(s, a.model, images, n_images, pan_and_scan, &embeds, &n_rows, crops) != CLI_OK) goto done;
-    if (!(text = build_prompt(&a, system, prompt, raw, n_images))) goto done;
+    if (!(text = build_prompt(&a, system, prompt, raw, n_images, go.think))) goto done;
     if (n_images && !(expanded = cli_expand_images(a.model, text, crops, n_images))) goto done;
     go.image_embeds = embeds;
     go.n_image_embeds = n_rows;
@@ -170,5 +161,6 @@ done:
     gemma_sampler_free(smp);
     gemma_session_free(s);
     cli_free_assets(&a);
+    cli_gen_free(&go);
     return rc;
 }

@@ -112,6 +112,43 @@ void cli_free_assets(cli_assets *a) {
     memset(a, 0, sizeof *a);
 }
 
+char *cli_render_user_prompt(const gemma_chat_format *fmt, const char *system, const char *user, int n_images,
+                             int flags) {
+    gemma_chat_message msgs[2];
+    gemma_chat_part parts[CLI_MAX_IMAGES + 1];
+    if (n_images > CLI_MAX_IMAGES) n_images = CLI_MAX_IMAGES;
+    for (int i = 0; i < n_images; i++) parts[i] = (gemma_chat_part){GEMMA_PART_IMAGE, NULL, 0};
+    parts[n_images] = (gemma_chat_part){GEMMA_PART_TEXT, user, 0};
+    size_t n = 0;
+    if (system) msgs[n++] = (gemma_chat_message){.role = "system", .content = system};
+    msgs[n++] = n_images ? (gemma_chat_message){.role = "user", .parts = parts, .n_parts = (size_t)n_images + 1}
+                         : (gemma_chat_message){.role = "user", .content = user};
+    gemma_error err;
+    size_t len = 0;
+    if (gemma_chat_render(fmt, msgs, n, flags, NULL, 0, &len, &err) != GEMMA_ERR_BUFFER) {
+        cli_error("%s", err.message);
+        return NULL;
+    }
+    char *s = malloc(len + 1);
+    if (!s) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    if (gemma_chat_render(fmt, msgs, n, flags, s, len + 1, &len, &err) != GEMMA_OK) {
+        cli_error("%s", err.message);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int cli_check_think(const cli_assets *a, const cli_gen_opts *o) {
+    if (!o->think || (a->fmt && gemma_chat_format_has_thinking(a->fmt))) return 1;
+    cli_error("--think: the chat format '%s' of %s has no thinking mode", a->fmt ? gemma_chat_format_name(a->fmt) : "none",
+              gemma_model_path(a->model));
+    return 0;
+}
+
 int cli_tokenize(const gemma_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n) {
     gemma_error err;
     *ids = malloc((len + 2) * sizeof **ids);
@@ -141,6 +178,11 @@ const char *const cli_gen_help =
     "  --stop TEXT           stop when TEXT appears (may repeat)\n"
     "  --ctx N               context size (default 4096)\n"
     "  -t, --threads N       worker threads (default: all CPUs)\n"
+    "  --force-reply IDS     begin each reply with these token ids (comma-separated) instead of sampled\n"
+    "                        ones; a stop id among them ends it (for tests, or to steer a reply's start)\n"
+    "  --think               thinking mode of the chat template (Gemma 4: <|think|> in the system turn)\n"
+    "  --hide-thinking       do not show the model's thought channels (default: on stderr, dimmed on a\n"
+    "                        terminal; stdout gets the answer only); history never keeps them\n"
     "  --numerics MODE       auto (default: llamacpp for GGUF files, else exact), exact (f32 math on the\n"
     "                        weights as stored, like transformers / mlx-lm) or llamacpp (GGUF only: llama.cpp's\n"
     "                        rounding step for step, so greedy output equals llama.cpp's)\n";
@@ -149,6 +191,12 @@ void cli_gen_defaults(cli_gen_opts *o) {
     memset(o, 0, sizeof *o);
     o->sp = gemma_sampler_default_params();
     o->n_predict = -1;
+}
+
+void cli_gen_free(cli_gen_opts *o) {
+    free(o->forced);
+    o->forced = NULL;
+    o->n_forced = 0;
 }
 
 void cli_gen_model_defaults(cli_gen_opts *o, const gemma_model *m) {
@@ -247,6 +295,15 @@ int cli_parse_gen_flag(int argc, char **argv, int *i, const char *cmd, cli_gen_o
     } else if (!strcmp(a, "--numerics")) {
         VALUE();
         if (!cli_parse_numerics(v, cmd, &o->numerics)) return -1;
+    } else if (!strcmp(a, "--force-reply")) {
+        VALUE();
+        free(o->forced);
+        o->forced = NULL;
+        if (!cli_parse_tokens(v, &o->forced, &o->n_forced) || !o->n_forced) BAD();
+    } else if (!strcmp(a, "--think")) {
+        o->think = 1;
+    } else if (!strcmp(a, "--hide-thinking")) {
+        o->hide_thinking = 1;
     } else {
         return 0;
     }
@@ -327,6 +384,55 @@ static int emit(text_acc *t, size_t upto, cli_emit_fn sink, void *user) {
     return sink ? sink(user, t->buf + from, upto - from) : 1;
 }
 
+/* Where cli_generate's text goes: all of it to out, or (split) the answer to
+ * out and the thought channels to thought_out (NULL: hidden). */
+typedef struct {
+    FILE *out, *thought_out;
+    gemma_channel_splitter *split;
+    int dim, thought_line_open;   /* ANSI dim for thoughts; the last thought byte was not a newline */
+    text_acc answer;              /* the answer text, when split */
+} reply_sink;
+
+static int sink_write(reply_sink *k, const char *answer, size_t na, const char *thought, size_t nt) {
+    if (nt && k->thought_out) {
+        if (k->dim) fputs("\033[2m", k->thought_out);
+        fwrite(thought, 1, nt, k->thought_out);
+        if (k->dim) fputs("\033[0m", k->thought_out);
+        fflush(k->thought_out);
+        k->thought_line_open = thought[nt - 1] != '\n';
+    }
+    if (na && k->thought_line_open && k->thought_out) {   /* the answer starts on a line of its own */
+        fputc('\n', k->thought_out);
+        k->thought_line_open = 0;
+    }
+    fwrite(answer, 1, na, k->out);
+    fflush(k->out);
+    return acc_append(&k->answer, answer, na);
+}
+
+/* a cli_emit_fn: the text through the channel splitter */
+static int emit_split(void *user, const char *text, size_t len) {
+    enum { CHUNK = 1024 };
+    reply_sink *k = user;
+    char answer[CHUNK + GEMMA_CHANNEL_HOLD], thought[CHUNK + GEMMA_CHANNEL_HOLD];
+    int ok = 1;
+    for (size_t at = 0; at < len; at += CHUNK) {
+        size_t n = len - at < CHUNK ? len - at : CHUNK, na, nt = 0;
+        gemma_channel_push(k->split, text + at, n, answer, &na, thought, &nt);
+        ok &= sink_write(k, answer, na, thought, nt);
+    }
+    return ok;
+}
+
+static int sink_flush(reply_sink *k) {
+    char answer[GEMMA_CHANNEL_HOLD], thought[GEMMA_CHANNEL_HOLD];
+    size_t na, nt;
+    gemma_channel_flush(k->split, answer, &na, thought, &nt);
+    int ok = sink_write(k, answer, na, thought, nt);
+    if (k->thought_line_open && k->thought_out) fputc('\n', k->thought_out);
+    return ok;
+}
+
 static int emit_to_file(void *user, const char *text, size_t len) {
     FILE *out = user;
     fwrite(text, 1, len, out);
@@ -346,7 +452,10 @@ int cli_generate_to(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer 
     size_t n_stop = gemma_model_stop_tokens(m, stops, 16);
     text_acc acc = {0};
     gemma_status rc = GEMMA_ERR_NOMEM;
-    char piece[GEMMA_DETOKENIZER_MAX_OUT + 8];
+    char piece[GEMMA_DETOKENIZER_MAX_OUT + 16];   /* + a channel marker put back as text */
+    /* thought channels: their marker tokens are special (not printed), so they are put back as text */
+    int32_t ch_open = o->channels ? gemma_token_id(tok, "<|channel>") : -1;
+    int32_t ch_close = o->channels ? gemma_token_id(tok, "<channel|>") : -1;
     if (!logits || !dt || !acc_append(&acc, "", 0)) goto oom;
     st->n_cached = gemma_session_position(s);
     st->n_prompt = (int)n_prompt;
@@ -365,7 +474,17 @@ int cli_generate_to(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer 
             break;
         }
         if (o->n_predict >= 0 && st->n_generated >= o->n_predict) break;
-        int32_t t = gemma_sampler_sample(smp, logits);
+        size_t step = (size_t)st->n_generated;
+        int32_t t = step < o->n_forced ? o->forced[step] : gemma_sampler_sample(smp, logits);
+        if (t < 0 || t >= vocab) {
+            rc = GEMMA_ERR_ARG;
+            if (err) {
+                err->code = rc;
+                snprintf(err->message, sizeof err->message, "--force-reply: id %d is outside the vocabulary [0, %d)",
+                         (int)t, vocab);
+            }
+            goto done;
+        }
         int is_stop = 0;
         for (size_t k = 0; k < n_stop; k++) is_stop |= stops[k] == t;
         if (is_stop) {
@@ -376,6 +495,8 @@ int cli_generate_to(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer 
         if (st->n_generated == 1) st->first_token_ms = (cli_now() - t0) * 1e3;
         gemma_sampler_accept(smp, t);
         size_t n = gemma_detokenizer_push(dt, t, piece);
+        const char *marker = t == ch_open ? "<|channel>" : t == ch_close ? "<channel|>" : NULL;
+        if (marker) n += (size_t)snprintf(piece + n, sizeof piece - n, "%s", marker);
         rc = GEMMA_ERR_NOMEM;
         if (!acc_append(&acc, piece, n)) goto oom;
         long hit = o->n_stops ? cli_find_stop(acc.buf, acc.len, acc.emitted, o->stops, o->n_stops) : -1;
@@ -425,10 +546,35 @@ int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *to
                  const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, FILE *out, char **reply,
                  cli_ids *generated, cli_gen_stats *st) {
     gemma_error err;
-    if (cli_generate_to(s, smp, tok, m, prompt, n_prompt, o, emit_to_file, out, reply, generated, st, &err) !=
-        GEMMA_OK)
-        return cli_error("%s", err.message);
-    return CLI_OK;
+    if (!o->channels) {
+        if (cli_generate_to(s, smp, tok, m, prompt, n_prompt, o, emit_to_file, out, reply, generated, st, &err) !=
+            GEMMA_OK)
+            return cli_error("%s", err.message);
+        return CLI_OK;
+    }
+    /* thought channels go to stderr (dimmed on a terminal) or nowhere; *reply is the answer alone,
+     * as the template keeps it in the history */
+    reply_sink k = {.out = out, .thought_out = o->hide_thinking ? NULL : stderr};
+    k.split = gemma_channel_splitter_create();
+    k.dim = k.thought_out && isatty(fileno(stderr));
+    char *full = NULL;
+    int rc = CLI_FAIL;
+    if (!k.split || !acc_append(&k.answer, "", 0)) {
+        cli_error("out of memory");
+    } else if (cli_generate_to(s, smp, tok, m, prompt, n_prompt, o, emit_split, &k, &full, generated, st, &err) !=
+               GEMMA_OK) {
+        cli_error("%s", err.message);
+    } else if (!sink_flush(&k)) {
+        cli_error("out of memory");
+    } else {
+        *reply = k.answer.buf;
+        k.answer.buf = NULL;
+        rc = CLI_OK;
+    }
+    free(full);
+    free(k.answer.buf);
+    gemma_channel_splitter_free(k.split);
+    return rc;
 }
 
 void cli_print_stats(const cli_gen_stats *st, FILE *f) {

@@ -46,10 +46,16 @@ typedef struct {
     size_t n_image_embeds;
     const volatile sig_atomic_t *cancel;   /* generation stops when *cancel becomes non-zero (NULL: never) */
     int penalize_reply_only;  /* the penalties see only generated tokens, not the prompt (OpenAI's) */
+    int think;                /* --think: render with the template's thinking mode */
+    int hide_thinking;        /* --hide-thinking: thought channels are not shown */
+    int channels;             /* the format has thought channels: split them from the answer (set by the caller) */
+    int32_t *forced;          /* --force-reply: the reply's first ids, taken instead of sampled ones (malloc'd) */
+    size_t n_forced;
 } cli_gen_opts;
 
 enum { CLI_SET_TEMP = 1, CLI_SET_TOP_K = 2, CLI_SET_TOP_P = 4, CLI_SET_MIN_P = 8 };
 void cli_gen_defaults(cli_gen_opts *o);
+void cli_gen_free(cli_gen_opts *o);
 /* Fill the sampling fields the flags did not set from the model's defaults. */
 void cli_gen_model_defaults(cli_gen_opts *o, const gemma_model *m);
 /* If argv[*i] is a sampling/generation flag, consume it (and its value) and
@@ -89,7 +95,10 @@ typedef int (*cli_emit_fn)(void *user, const char *text, size_t len);
 int cli_generate_to(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
                     const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, cli_emit_fn sink, void *user,
                     char **reply, cli_ids *generated, cli_gen_stats *stats, gemma_error *err);
-/* The same, streaming to `out`; errors are printed.  Returns CLI_OK / CLI_FAIL. */
+/* The same, streaming to `out`; errors are printed.  Returns CLI_OK / CLI_FAIL.
+ * With o->channels, thought channels ("<|channel>thought\n...<channel|>") go
+ * to stderr instead (dimmed on a terminal; not at all with o->hide_thinking),
+ * and *reply is the answer alone, as the template keeps it in the history. */
 int cli_generate(gemma_session *s, gemma_sampler *smp, const gemma_tokenizer *tok, const gemma_model *m,
                  const int32_t *prompt, size_t n_prompt, const cli_gen_opts *o, FILE *out, char **reply,
                  cli_ids *generated, cli_gen_stats *stats);
@@ -108,6 +117,14 @@ void cli_print_stats(const cli_gen_stats *st, FILE *f);
 int cli_encode_images(gemma_session *s, const gemma_model *m, const char *const *paths, int n, int pan_and_scan,
                       float **embeds, size_t *n_rows, int *crops);
 char *cli_expand_images(const gemma_model *m, const char *text, const int *crops, int n_images);
+
+/* The chat prompt of one user message (after n_images images) with an
+ * optional system prompt; flags as gemma_chat_render's.  malloc'd, NULL after
+ * printing the error. */
+char *cli_render_user_prompt(const gemma_chat_format *fmt, const char *system, const char *user, int n_images,
+                             int flags);
+/* --think needs a format with a thinking mode: 1 if fine, else 0 after the error. */
+int cli_check_think(const cli_assets *a, const cli_gen_opts *o);
 
 /* Tokenize text (no BOS added) into a malloc'd array. */
 int cli_tokenize(const gemma_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n);

@@ -5,7 +5,9 @@ transformers uses (make_chat_cases.make_env: sandboxed, trim_blocks,
 lstrip_blocks, loopcontrols).  Writes tests/fixtures/chat/gemma4.jsonl: one
 case per line {name, messages, add_generation_prompt, rendered}.  No token
 ids: there is no Gemma 4 tokenizer here.  Only what gemma_chat_message can
-say (roles, string or text/image list content); no tools, no thinking.
+say (roles, string or text/image list content), each with and without the
+generation prompt, and the cases marked below also with enable_thinking=True
+(field "enable_thinking"); no tools.
 
     python3 tools/reference/make_gemma4_chat_cases.py
 """
@@ -69,6 +71,19 @@ def cases():
         yield f"random_{i}", msgs
 
 
+def thinking_cases():
+    """enable_thinking=True: a system turn opened with <|think|>, with or without a system message."""
+    yield "single_user", [U("Hello")]
+    yield "system", [S(" Be brief. "), U("Hi")]
+    yield "developer", [{"role": "developer", "content": "Rules."}, U("Hi")]
+    yield "system_parts", [{"role": "system", "content": [T(" a "), T("b")]}, U("Hi")]
+    yield "empty_system", [S(""), U("Hi")]
+    yield "no_messages", []
+    yield "history_stripped", [U("q"), A("<|channel>thought\nhmm<channel|>The answer."), U("again")]
+    yield "multi_turn", [S("sys"), U("1"), A("<|channel>thought\nx<channel|>2"), U("3")]
+    yield "system_only", [S("just a system prompt")]
+
+
 def main():
     env = make_env()
     tmpl = env.from_string(open(TEMPLATE, encoding="utf-8").read())
@@ -79,6 +94,14 @@ def main():
                 rendered = tmpl.render(messages=msgs, add_generation_prompt=gen, bos_token="<bos>")
                 f.write(json.dumps({"name": f"{name}{'' if gen else '_noagp'}", "messages": msgs,
                                     "add_generation_prompt": gen, "rendered": rendered}, ensure_ascii=False) + "\n")
+                n += 1
+        for name, msgs in thinking_cases():
+            for gen in (True, False):
+                rendered = tmpl.render(messages=msgs, add_generation_prompt=gen, bos_token="<bos>",
+                                       enable_thinking=True)
+                f.write(json.dumps({"name": f"think_{name}{'' if gen else '_noagp'}", "messages": msgs,
+                                    "add_generation_prompt": gen, "enable_thinking": True, "rendered": rendered},
+                                   ensure_ascii=False) + "\n")
                 n += 1
     print(f"{n} cases -> {OUT}")
 
