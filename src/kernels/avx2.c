@@ -544,22 +544,31 @@ static void avx2_pack_t(const float *src, size_t ld, int rows, int cols, int wid
     }
 }
 
-static void avx2_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
+static void avx2_softmax_cols(float *p, int rows, int width, float scale, float *run_max, float *run_sum, float *o,
+                              size_t ldo, int o_rows) {
     __m256 vs = _mm256_set1_ps(scale);
     int c0 = 0;
     for (; c0 + 8 <= width; c0 += 8) {
         __m256 mx = _mm256_set1_ps(-INFINITY), sum = _mm256_setzero_ps();
         for (int r = 0; r < rows; r++) mx = _mm256_max_ps(mx, _mm256_loadu_ps(p + (size_t)r * width + c0));
-        __m256 shift = _mm256_mul_ps(mx, vs);
+        __m256 old = _mm256_loadu_ps(run_max + c0);
+        __m256 shift = _mm256_max_ps(_mm256_mul_ps(mx, vs), old);
+        __m256 f = exp8(_mm256_sub_ps(old, shift));
         for (int r = 0; r < rows; r++) {
             float *x = p + (size_t)r * width + c0;
             __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x), vs, shift));
             _mm256_storeu_ps(x, e);
             sum = _mm256_add_ps(sum, e);
         }
-        _mm256_storeu_ps(inv + c0, _mm256_div_ps(_mm256_set1_ps(1.0f), sum));
+        _mm256_storeu_ps(run_sum + c0, _mm256_fmadd_ps(_mm256_loadu_ps(run_sum + c0), f, sum));
+        _mm256_storeu_ps(run_max + c0, shift);
+        for (int i = 0; i < o_rows; i++) {
+            float *y = o + (size_t)i * ldo + c0;
+            _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_loadu_ps(y), f));
+        }
     }
-    if (c0 < width) gm_ref_softmax_cols(p + c0, rows, width - c0, width, scale, inv + c0);
+    if (c0 < width)
+        gm_ref_softmax_cols(p + c0, rows, width - c0, width, scale, run_max + c0, run_sum + c0, o + c0, ldo, o_rows);
 }
 
 const gm_kernels gm_kernels_avx2 = {

@@ -370,10 +370,17 @@ enum { AVX512_MR = 12, AVX512_NR = 32 };
 
 static void avx512_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n,
                             int accumulate) {
-    /* the C tile usually lives in L2/L3 (the caller sweeps C once per KC): fetch it while the loop runs */
+    /* The C tile usually lives in L3 or memory (the caller sweeps C once per
+     * KC): fetch it while the loop runs, and the tile below it (the caller's
+     * next call, one MR step down) into L2, so that fetch is a short one.
+     * Prefetches never fault, so reading past the tile's rows is harmless. */
     for (int i = 0; i < m; i++) {
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
+    for (int i = AVX512_MR; i < 2 * AVX512_MR; i++) {
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T1);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T1);
     }
 #define GM_Z(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
     GM_Z(0) GM_Z(1) GM_Z(2) GM_Z(3) GM_Z(4) GM_Z(5) GM_Z(6) GM_Z(7) GM_Z(8) GM_Z(9) GM_Z(10) GM_Z(11)
@@ -521,20 +528,28 @@ static void avx512_pack_t(const float *src, size_t ld, int rows, int cols, int w
     }
 }
 
-static void avx512_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
+static void avx512_softmax_cols(float *p, int rows, int width, float scale, float *run_max, float *run_sum, float *o,
+                                size_t ldo, int o_rows) {
     __m512 vs = _mm512_set1_ps(scale);
     for (int c0 = 0; c0 < width; c0 += 16) {
         __mmask16 m = tail16(width - c0 < 16 ? width - c0 : 16);
         __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
         for (int r = 0; r < rows; r++) mx = _mm512_max_ps(mx, _mm512_maskz_loadu_ps(m, p + (size_t)r * width + c0));
-        __m512 shift = _mm512_mul_ps(mx, vs);
+        __m512 old = _mm512_maskz_loadu_ps(m, run_max + c0);
+        __m512 shift = _mm512_max_ps(_mm512_mul_ps(mx, vs), old);
+        __m512 f = exp16(_mm512_sub_ps(old, shift));
         for (int r = 0; r < rows; r++) {
             float *x = p + (size_t)r * width + c0;
             __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, x), vs, shift));
             _mm512_mask_storeu_ps(x, m, e);
             sum = _mm512_add_ps(sum, e);
         }
-        _mm512_mask_storeu_ps(inv + c0, m, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+        _mm512_mask_storeu_ps(run_sum + c0, m, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, run_sum + c0), f, sum));
+        _mm512_mask_storeu_ps(run_max + c0, m, shift);
+        for (int i = 0; i < o_rows; i++) {
+            float *y = o + (size_t)i * ldo + c0;
+            _mm512_mask_storeu_ps(y, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, y), f));
+        }
     }
 }
 

@@ -179,19 +179,35 @@ static void check_elementwise(const gm_kernels *k) {
         k->pack_t(src + 1, ld, rows, cols, width, d1);
         r->pack_t(src + 1, ld, rows, cols, width, d0);
         if (memcmp(d1, d0, (size_t)width * cols * 4)) fail_msg("%s pack_t rows %d width %d cols %d", k->name, rows, width, cols);
-        /* column softmax against the row kernel on the transposed data */
-        for (size_t i = 0; i < (size_t)width * cols; i++) d1[i] = d0[i] = 10.0f * frand();
-        float inv1[64], inv0[64];
-        k->softmax_cols(d1, cols, width, 0.3f, inv1);
-        r->softmax_cols(d0, cols, width, 0.3f, inv0);
-        for (int c = 0; c < width; c++) {
-            if (fabsf(inv1[c] - inv0[c]) > 2e-6f * inv0[c]) fail_msg("%s softmax_cols sum col %d", k->name, c);
-            for (int rr = 0; rr < cols; rr++) {
-                float a = d1[(size_t)rr * width + c], b = d0[(size_t)rr * width + c];
-                if (fabsf(a - b) > 3e-6f * b + 1e-30f)
-                    fail_msg("%s softmax_cols [%d][%d] %.9g vs scalar %.9g", k->name, rr, c, a, b);
+        /* the online column softmax over two key blocks, the second raising some columns' max:
+         * each twin against the scalar one (probabilities, running max and sum, rescaled output) */
+        float mx1[64], mx0[64], sum1[64], sum0[64], o1[5 * 64], o0[5 * 64];
+        for (int c = 0; c < width; c++) mx1[c] = mx0[c] = -INFINITY, sum1[c] = sum0[c] = 0.0f;
+        for (int i = 0; i < 5 * width; i++) o1[i] = o0[i] = 0.0f;
+        uint32_t own = 777u;   /* the second step's values from their own stream: frand's feeds the later checks */
+#define OWN_RAND() ((float)((own = own * 1664525u + 1013904223u) >> 8) / 16777216.0f * 2.0f - 1.0f)
+        for (int step = 0; step < 2; step++) {
+            for (size_t i = 0; i < (size_t)width * cols; i++) d1[i] = d0[i] = step ? 14.0f * OWN_RAND() : 10.0f * frand();
+            k->softmax_cols(d1, cols, width, 0.3f, mx1, sum1, o1, (size_t)width, 5);
+            r->softmax_cols(d0, cols, width, 0.3f, mx0, sum0, o0, (size_t)width, 5);
+            for (int c = 0; c < width; c++) {
+                if (mx1[c] != mx0[c]) fail_msg("%s softmax_cols step %d max col %d: %.9g vs %.9g", k->name, step, c, mx1[c], mx0[c]);
+                if (fabsf(sum1[c] - sum0[c]) > 2e-6f * sum0[c])
+                    fail_msg("%s softmax_cols step %d sum col %d: %.9g vs %.9g", k->name, step, c, sum1[c], sum0[c]);
+                for (int rr = 0; rr < cols; rr++) {
+                    float a = d1[(size_t)rr * width + c], b = d0[(size_t)rr * width + c];
+                    if (fabsf(a - b) > 3e-6f * b + 1e-30f)
+                        fail_msg("%s softmax_cols [%d][%d] %.9g vs scalar %.9g", k->name, rr, c, a, b);
+                }
+                for (int i = 0; i < 5; i++) {
+                    float a = o1[i * width + c], b = o0[i * width + c];
+                    if (fabsf(a - b) > 3e-6f * fabsf(b) + 1e-30f)
+                        fail_msg("%s softmax_cols step %d o[%d][%d] %.9g vs scalar %.9g", k->name, step, i, c, a, b);
+                }
             }
+            for (int i = 0; i < 5 * width; i++) o1[i] = o0[i] = OWN_RAND();   /* output accumulated before step 2 */
         }
+#undef OWN_RAND
         free(src), free(d1), free(d0);
     }
     /* the softmax shape: exp of very negative arguments is 0 or denormal-small, never NaN */
