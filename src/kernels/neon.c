@@ -351,6 +351,10 @@ enum { NEON_MR = 8, NEON_NR = 12 };
 
 static void neon_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n,
                           int accumulate) {
+    /* C tiles come from L3 (the driver sweeps C once per KC): start fetching
+     * this tile and the next one down now; prefetches never fault. */
+    if (accumulate)
+        for (int i = 0; i < 2 * NEON_MR; i++) __builtin_prefetch(c + (size_t)i * ldc, 1, 2);
 #define GM_Z(i) float32x4_t c##i##a = vdupq_n_f32(0), c##i##b = vdupq_n_f32(0), c##i##c = vdupq_n_f32(0);
     GM_Z(0) GM_Z(1) GM_Z(2) GM_Z(3) GM_Z(4) GM_Z(5) GM_Z(6) GM_Z(7)
 #undef GM_Z
