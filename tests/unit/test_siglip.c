@@ -375,6 +375,12 @@ static void test_gemm(void **state) {
     check_gemm_case(GM_W_F32, 1, 1, 1, 25, 37, 300);
     check_gemm_case(GM_W_BF16, 0, 0, 1, 61, 45, 129);
     check_gemm_case(GM_W_F16, 1, 0, 0, 13, 70, 77);
+    /* tiny and K = 1; threads split M (M >= N) or N (N > M), ragged shares */
+    check_gemm_case(GM_W_F32, 0, 0, 0, 1, 1, 1);
+    check_gemm_case(GM_W_BF16, 0, 0, 1, 130, 3, 1);
+    check_gemm_case(GM_W_F32, 1, 0, 0, 5, 300, 2);
+    check_gemm_case(GM_W_F16, 0, 1, 1, 211, 33, 17);
+    check_gemm_case(GM_W_F32, 0, 0, 1, 2, 2, 513);
     /* MLX groups and GGUF blocks: widths multiples of 64 / 32, K across a KC edge */
     check_gemm_case(GM_W_MLX, 0, 0, 0, 30, 40, 320);
     check_gemm_case(GM_W_MLX, 1, 0, 1, 9, 128, 50);
