@@ -4,7 +4,8 @@
  * depth (B block packed: KC x NC, widened from the stored kind), then MC rows
  * of A (packed: MC x KC), then NR-wide B micro-panels, then MR-high A
  * micro-panels, each one call of the register tile.  Only the first KC step
- * overwrites C unless the caller accumulates. */
+ * overwrites C unless the caller accumulates.  With NC covering the thread's
+ * columns the NC loop runs once, so each A block is packed once. */
 #include "kernels/gemm.h"
 #include "quant/ggml_blocks.h"
 

@@ -32,7 +32,12 @@
  * N / 384 times, 11-16 % of a GEMM's time); the B block (KC x NC, 4.7 MB)
  * sits in L3 and each micro-panel of it is read from there once per MC rows.
  * Measured on Zen 5 (48 KB L1d, 1 MB L2) on the MedGemma shapes against MC
- * 96 / 384 and NC 384 / 768. */
+ * 96 / 384, KC 192 / 320 / 512 and NC 384 / 768 (within a few % of each
+ * other once A is packed once; the shared machine's noise is about that).
+ * Memory: a thread's buffer is MC x KC + KC x NC floats plus a widened row,
+ * 5.0 MB (it was 0.9 MB with NC 384); weights are not repacked or copied at
+ * load: B panels are widened per call, K x N values once per thread, 1/M of
+ * the arithmetic. */
 #ifndef GM_GEMM_MC   /* (overridable for tuning: -DGM_GEMM_MC=...) */
 #define GM_GEMM_MC 192
 #endif
