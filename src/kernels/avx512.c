@@ -373,10 +373,9 @@ static void avx512_gemm_f32(int kc, const float *a, const float *b, float *c, si
     /* The C tile usually lives in L3 or memory (the caller sweeps C once per
      * KC).  Fetch it, and the tile below it (the caller's next call, one MR
      * step down), into L2 now, and the tile into L1 again 8 steps before the
-     * end: fetched into L1 only at the start, it was evicted by the 44 KB of
-     * A and B the loop streams through the 48 KB L1 (perf: 10 % of the GEMM
-     * waited on the first C load).  Prefetches never fault, so reaching past
-     * the tile's rows is harmless. */
+     * end: the 44 KB of A and B the loop streams through the 48 KB L1 can
+     * evict a tile fetched only at the start.  Prefetches never fault, so
+     * reaching past the tile's rows is harmless. */
     if (accumulate)   /* (a tile only stored is the attention's scores, in L1/L2 already, with a short kc) */
         for (int i = 0; i < 2 * AVX512_MR; i++) {
             _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T1);
@@ -541,7 +540,7 @@ static void avx512_pack_t(const float *src, size_t ld, int rows, int cols, int w
 
 /* 2^t for finite t: t = n + r (n = round(t), |r| <= 1/2, exact), 2^r by
  * its Taylor series to r^7 (truncation 5e-9 relative, under f32 rounding),
- * times 2^n by vscalefps, which also turns t << -150 into 0: 11 operations
+ * times 2^n by vscalefps, which also turns t << -150 into 0: 10 operations
  * against exp16's 15, for the softmax's arguments, which are never -inf. */
 static inline __m512 exp2_16(__m512 t) {
     static const float c[7] = {6.9314718056e-01f, 2.4022650696e-01f, 5.5504108665e-02f, 9.6181291076e-03f, 1.3333558146e-03f, 1.5403530393e-04f, 1.5252733804e-05f};
