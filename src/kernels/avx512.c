@@ -472,28 +472,44 @@ enum { AVX512_MR = 12, AVX512_NR = 32 };
 
 static void avx512_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n,
                             int accumulate) {
-    /* the C tile usually lives in L2/L3 (the caller sweeps C once per KC): fetch it while the loop runs */
-    for (int i = 0; i < m; i++) {
-        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
-    }
+    /* The C tile usually lives in L3 or memory (the caller sweeps C once per
+     * KC).  Fetch it, and the tile below it (the caller's next call, one MR
+     * step down), into L2 now, and the tile into L1 again 8 steps before the
+     * end: the 44 KB of A and B the loop streams through the 48 KB L1 can
+     * evict a tile fetched only at the start.  Prefetches never fault, so
+     * reaching past the tile's rows is harmless. */
+    if (accumulate)   /* (a tile only stored is the attention's scores, in L1/L2 already, with a short kc) */
+        for (int i = 0; i < 2 * AVX512_MR; i++) {
+            _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T1);
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T1);
+        }
 #define GM_Z(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
     GM_Z(0) GM_Z(1) GM_Z(2) GM_Z(3) GM_Z(4) GM_Z(5) GM_Z(6) GM_Z(7) GM_Z(8) GM_Z(9) GM_Z(10) GM_Z(11)
 #undef GM_Z
-    for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #define GM_ROW(i)                                      \
     {                                                  \
         __m512 x = _mm512_set1_ps(a[i]);               \
         c##i##a = _mm512_fmadd_ps(x, b0, c##i##a);     \
         c##i##b = _mm512_fmadd_ps(x, b1, c##i##b);     \
     }
-        GM_ROW(0) GM_ROW(1) GM_ROW(2) GM_ROW(3) GM_ROW(4) GM_ROW(5)
-        GM_ROW(6) GM_ROW(7) GM_ROW(8) GM_ROW(9) GM_ROW(10) GM_ROW(11)
-#undef GM_ROW
-        a += AVX512_MR;
-        b += AVX512_NR;
+#define GM_STEP                                                                  \
+    {                                                                            \
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);              \
+        GM_ROW(0) GM_ROW(1) GM_ROW(2) GM_ROW(3) GM_ROW(4) GM_ROW(5)              \
+        GM_ROW(6) GM_ROW(7) GM_ROW(8) GM_ROW(9) GM_ROW(10) GM_ROW(11)            \
+        a += AVX512_MR;                                                          \
+        b += AVX512_NR;                                                          \
     }
+    int k = 0;
+    for (; k < kc - 8; k++) GM_STEP
+    if (accumulate)
+        for (int i = 0; i < m; i++) {
+            _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+        }
+    for (; k < kc; k++) GM_STEP
+#undef GM_STEP
+#undef GM_ROW
     __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : (__mmask16)0;
 #define GM_STORE(i)                                                                  \
@@ -513,7 +529,9 @@ static void avx512_gemm_f32(int kc, const float *a, const float *b, float *c, si
 }
 
 /* exp(x) for the softmax and GELU: Cephes' expf reduction and polynomial
- * (about 2 ulp); inputs clamped to [-87, 88] so 2^n stays a normal float. */
+ * (about 2 ulp); inputs clamped to [-87, 88] so 2^n stays a normal float.
+ * 2^n is applied with vscalefps (exact, one instruction instead of convert,
+ * add, shift and multiply: the attention's softmax is exp-bound). */
 static inline __m512 exp16(__m512 x) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
     __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
@@ -527,8 +545,7 @@ static inline __m512 exp16(__m512 x) {
     y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
     y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
     y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(x, x), x), _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+    return _mm512_scalef_ps(y, fx);
 }
 
 static inline __mmask16 tail16(int r) { return (__mmask16)((1u << r) - 1u); }
@@ -623,20 +640,58 @@ static void avx512_pack_t(const float *src, size_t ld, int rows, int cols, int w
     }
 }
 
-static void avx512_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
+/* 2^t for finite t: t = n + r (n = round(t), |r| <= 1/2, exact), 2^r by
+ * its Taylor series to r^7 (truncation 5e-9 relative, under f32 rounding),
+ * times 2^n by vscalefps, which also turns t << -150 into 0: 10 operations
+ * against exp16's 15, for the softmax's arguments, which are never -inf. */
+static inline __m512 exp2_16(__m512 t) {
+    static const float c[7] = {6.9314718056e-01f, 2.4022650696e-01f, 5.5504108665e-02f, 9.6181291076e-03f, 1.3333558146e-03f, 1.5403530393e-04f, 1.5252733804e-05f};
+    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(t, n);
+    __m512 y = _mm512_set1_ps(c[6]);
+    for (int i = 5; i >= 0; i--) y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c[i]));
+    return _mm512_scalef_ps(_mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f)), n);
+}
+
+/* 32 columns (a 128-byte row of a 12 x 32 tile's panel) per pass, as two
+ * independent exp chains, so the out-of-order core overlaps them; exp(x s - m)
+ * is taken as 2^(x s log2e - m log2e). */
+static void avx512_softmax_cols(float *p, int rows, int width, float scale, float *run_max, float *run_sum, float *o,
+                                size_t ldo, int o_rows) {
     __m512 vs = _mm512_set1_ps(scale);
-    for (int c0 = 0; c0 < width; c0 += 16) {
-        __mmask16 m = tail16(width - c0 < 16 ? width - c0 : 16);
-        __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
-        for (int r = 0; r < rows; r++) mx = _mm512_max_ps(mx, _mm512_maskz_loadu_ps(m, p + (size_t)r * width + c0));
-        __m512 shift = _mm512_mul_ps(mx, vs);
+    for (int c0 = 0; c0 < width; c0 += 32) {
+        int left = width - c0;
+        __mmask16 m0 = tail16(left < 16 ? left : 16), m1 = left > 16 ? tail16(left - 16 < 16 ? left - 16 : 16) : 0;
+        __m512 mx0 = _mm512_set1_ps(-INFINITY), mx1 = mx0, sum0 = _mm512_setzero_ps(), sum1 = sum0;
+        for (int r = 0; r < rows; r++) {
+            const float *x = p + (size_t)r * width + c0;
+            mx0 = _mm512_max_ps(mx0, _mm512_maskz_loadu_ps(m0, x));
+            mx1 = _mm512_max_ps(mx1, _mm512_maskz_loadu_ps(m1, x + 16));
+        }
+        __m512 old0 = _mm512_maskz_loadu_ps(m0, run_max + c0), old1 = _mm512_maskz_loadu_ps(m1, run_max + c0 + 16);
+        __m512 sh0 = _mm512_max_ps(_mm512_mul_ps(mx0, vs), old0), sh1 = _mm512_max_ps(_mm512_mul_ps(mx1, vs), old1);
+        __m512 f0 = exp16(_mm512_sub_ps(old0, sh0)), f1 = exp16(_mm512_sub_ps(old1, sh1));
+        __m512 l2e = _mm512_set1_ps(1.44269504088896341f), vs2 = _mm512_mul_ps(vs, l2e);
+        __m512 sh20 = _mm512_mul_ps(sh0, l2e), sh21 = _mm512_mul_ps(sh1, l2e);
         for (int r = 0; r < rows; r++) {
             float *x = p + (size_t)r * width + c0;
-            __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, x), vs, shift));
-            _mm512_mask_storeu_ps(x, m, e);
-            sum = _mm512_add_ps(sum, e);
+            __m512 e0 = exp2_16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m0, x), vs2, sh20));
+            __m512 e1 = exp2_16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m1, x + 16), vs2, sh21));
+            _mm512_mask_storeu_ps(x, m0, e0);
+            _mm512_mask_storeu_ps(x + 16, m1, e1);
+            sum0 = _mm512_add_ps(sum0, e0);
+            sum1 = _mm512_add_ps(sum1, e1);
         }
-        _mm512_mask_storeu_ps(inv + c0, m, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+        _mm512_mask_storeu_ps(run_sum + c0, m0, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, run_sum + c0), f0, sum0));
+        _mm512_mask_storeu_ps(run_sum + c0 + 16, m1,
+                              _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, run_sum + c0 + 16), f1, sum1));
+        _mm512_mask_storeu_ps(run_max + c0, m0, sh0);
+        _mm512_mask_storeu_ps(run_max + c0 + 16, m1, sh1);
+        for (int i = 0; i < o_rows; i++) {
+            float *y = o + (size_t)i * ldo + c0;
+            _mm512_mask_storeu_ps(y, m0, _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, y), f0));
+            _mm512_mask_storeu_ps(y + 16, m1, _mm512_mul_ps(_mm512_maskz_loadu_ps(m1, y + 16), f1));
+        }
     }
 }
 

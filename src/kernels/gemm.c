@@ -4,7 +4,8 @@
  * depth (B block packed: KC x NC, widened from the stored kind), then MC rows
  * of A (packed: MC x KC), then NR-wide B micro-panels, then MR-high A
  * micro-panels, each one call of the register tile.  Only the first KC step
- * overwrites C unless the caller accumulates. */
+ * overwrites C unless the caller accumulates.  With NC covering the thread's
+ * columns the NC loop runs once, so each A block is packed once. */
 #include "kernels/gemm.h"
 #include "quant/ggml_blocks.h"
 
@@ -191,18 +192,24 @@ static void gemm_worker(void *arg, int thread, int n_threads) {
 
 void gm_gemm(gm_pool *pool, const gm_kernels *k, const gm_gemm_args *g, float *const *bufs) {
     int T = gm_pool_size(pool);
-    /* Split columns first (each B element is then widened by one thread only),
-     * keeping at least 4 micro-panels per thread; the rest of the threads split rows. */
-    int tn = 1;
-    for (int d = T; d >= 1; d--)
-        if (T % d == 0 && (g->N / d >= 4 * k->gemm_nr || d == 1)) {
-            tn = d;
-            break;
-        }
-    gemm_task t = {k, g, bufs, T / tn, tn};
     if (T == 1) {
         gm_gemm_block(k, g, 0, g->M, 0, g->N, bufs[0]);
         return;
     }
+    /* Threads split the longer side: every thread packs all of the other
+     * operand for itself, so that one should be the smaller (the vision
+     * tower's M = 4096 patches against N <= 4304 weight rows: split M unless
+     * N is larger; a projection's few rows against 2560 columns: split N).
+     * Each share keeps at least 4 tiles, else fewer threads work on it. */
+    int tn = 1;
+    if (g->N > g->M)
+        for (int d = T; d >= 1; d--)
+            if (T % d == 0 && (g->N / d >= 4 * k->gemm_nr || d == 1)) {
+                tn = d;
+                break;
+            }
+    int tm = T / tn;
+    while (tm > 1 && g->M / tm < 4 * k->gemm_mr) tm--;
+    gemm_task t = {k, g, bufs, tm, tn};
     gm_pool_run(pool, gemm_worker, &t);
 }

@@ -98,9 +98,16 @@ typedef struct {
     /* Panel packing, a transpose: dst[c*width + r] = src[r*ld + c] for r < rows, c < cols,
      * and 0 for rows <= r < width (rows <= width <= 64). */
     void (*pack_t)(const float *src, size_t ld, int rows, int cols, int width, float *dst);
-    /* Softmax numerators down each column of p [rows, width] (rows >= 1): per column c,
-     * p[r][c] = exp(p[r][c]*scale - max_r(p[r][c])*scale), inv[c] = 1 / sum_r of them. */
-    void (*softmax_cols)(float *p, int rows, int width, float scale, float *inv);
+    /* One key block of an online ("flash") softmax down the columns of p
+     * [rows, width] (rows >= 1, scale > 0), so attention never holds a whole
+     * score matrix.  Per column c, with m = max(run_max[c], scale * max_r p[r][c])
+     * and f = exp(run_max[c] - m):  p[r][c] = exp(p[r][c]*scale - m),
+     * run_sum[c] = run_sum[c]*f + sum_r p[r][c],  o[i*ldo + c] *= f for
+     * i < o_rows (the output accumulated over earlier blocks), run_max[c] = m.
+     * The first block passes run_max = -inf, run_sum = 0 and a finite o (f is
+     * 0, or the clamped exp's 1e-38 in the SIMD twins). */
+    void (*softmax_cols)(float *p, int rows, int width, float scale, float *run_max, float *run_sum, float *o,
+                         size_t ldo, int o_rows);
 } gm_kernels;
 
 /* ggml's end of an f16 dot: with 4 accumulators 0 += 2, 1 += 3, 0 += 1 (lane
@@ -142,7 +149,8 @@ const gm_kernels *gm_kernels_by_name(const char *name);
 /* Scalar helpers shared by the SIMD files for the uncommon bit widths. */
 void gm_ref_unpack_mlx(const uint8_t *packed, int bits, int k0, int count, float *out);
 /* softmax_cols on ncols columns of a [rows, stride] array (the SIMD twins' odd-width tails). */
-void gm_ref_softmax_cols(float *p, int rows, int ncols, int stride, float scale, float *inv);
+void gm_ref_softmax_cols(float *p, int rows, int ncols, int stride, float scale, float *run_max, float *run_sum,
+                         float *o, size_t ldo, int o_rows);
 void gm_ref_dequant_ggml(uint32_t type, const void *w, float *out, int n);
 float gm_ggml_dot_row(uint32_t type, const void *w, const float *x, int n);   /* quant/ggml_blocks.c */
 void gm_q8_quantize_row(uint32_t act_type, const float *x, void *out, int n);  /* quant/ggml_q8.c */

@@ -420,6 +420,10 @@ enum { NEON_MR = 8, NEON_NR = 12 };
 
 static void neon_gemm_f32(int kc, const float *a, const float *b, float *c, size_t ldc, int m, int n,
                           int accumulate) {
+    /* C tiles come from L3 (the driver sweeps C once per KC): start fetching
+     * this tile and the next one down now; prefetches never fault. */
+    if (accumulate)
+        for (int i = 0; i < 2 * NEON_MR; i++) __builtin_prefetch(c + (size_t)i * ldc, 1, 2);
 #define GM_Z(i) float32x4_t c##i##a = vdupq_n_f32(0), c##i##b = vdupq_n_f32(0), c##i##c = vdupq_n_f32(0);
     GM_Z(0) GM_Z(1) GM_Z(2) GM_Z(3) GM_Z(4) GM_Z(5) GM_Z(6) GM_Z(7)
 #undef GM_Z
@@ -559,22 +563,31 @@ static void neon_pack_t(const float *src, size_t ld, int rows, int cols, int wid
     }
 }
 
-static void neon_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
+static void neon_softmax_cols(float *p, int rows, int width, float scale, float *run_max, float *run_sum, float *o,
+                              size_t ldo, int o_rows) {
     float32x4_t vs = vdupq_n_f32(scale);
     int c0 = 0;
     for (; c0 + 4 <= width; c0 += 4) {
         float32x4_t mx = vdupq_n_f32(-INFINITY), sum = vdupq_n_f32(0);
         for (int r = 0; r < rows; r++) mx = vmaxq_f32(mx, vld1q_f32(p + (size_t)r * width + c0));
-        float32x4_t shift = vmulq_f32(mx, vs);
+        float32x4_t old = vld1q_f32(run_max + c0);
+        float32x4_t shift = vmaxq_f32(vmulq_f32(mx, vs), old);
+        float32x4_t f = exp4(vsubq_f32(old, shift));
         for (int r = 0; r < rows; r++) {
             float *x = p + (size_t)r * width + c0;
             float32x4_t e = exp4(vsubq_f32(vmulq_f32(vld1q_f32(x), vs), shift));
             vst1q_f32(x, e);
             sum = vaddq_f32(sum, e);
         }
-        vst1q_f32(inv + c0, vdivq_f32(vdupq_n_f32(1.0f), sum));
+        vst1q_f32(run_sum + c0, vfmaq_f32(sum, vld1q_f32(run_sum + c0), f));
+        vst1q_f32(run_max + c0, shift);
+        for (int i = 0; i < o_rows; i++) {
+            float *y = o + (size_t)i * ldo + c0;
+            vst1q_f32(y, vmulq_f32(vld1q_f32(y), f));
+        }
     }
-    if (c0 < width) gm_ref_softmax_cols(p + c0, rows, width - c0, width, scale, inv + c0);
+    if (c0 < width)
+        gm_ref_softmax_cols(p + c0, rows, width - c0, width, scale, run_max + c0, run_sum + c0, o + c0, ldo, o_rows);
 }
 
 const gm_kernels gm_kernels_neon = {

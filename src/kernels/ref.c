@@ -165,22 +165,28 @@ static void ref_pack_t(const float *src, size_t ld, int rows, int cols, int widt
         for (int r = 0; r < width; r++) dst[(size_t)c * width + r] = r < rows ? src[(size_t)r * ld + c] : 0.0f;
 }
 
-void gm_ref_softmax_cols(float *p, int rows, int ncols, int stride, float scale, float *inv) {
+void gm_ref_softmax_cols(float *p, int rows, int ncols, int stride, float scale, float *run_max, float *run_sum,
+                         float *o, size_t ldo, int o_rows) {
     for (int c = 0; c < ncols; c++) {
         float m = p[c];
         for (int r = 1; r < rows; r++) m = p[(size_t)r * stride + c] > m ? p[(size_t)r * stride + c] : m;
         float shift = m * scale, s = 0.0f;
+        if (run_max[c] > shift) shift = run_max[c];
+        float f = expf(run_max[c] - shift);
         for (int r = 0; r < rows; r++) {
             float *x = &p[(size_t)r * stride + c];
             *x = expf(*x * scale - shift);
             s += *x;
         }
-        inv[c] = 1.0f / s;
+        run_sum[c] = run_sum[c] * f + s;
+        run_max[c] = shift;
+        for (int i = 0; i < o_rows; i++) o[(size_t)i * ldo + c] *= f;
     }
 }
 
-static void ref_softmax_cols(float *p, int rows, int width, float scale, float *inv) {
-    gm_ref_softmax_cols(p, rows, width, width, scale, inv);
+static void ref_softmax_cols(float *p, int rows, int width, float scale, float *run_max, float *run_sum, float *o,
+                             size_t ldo, int o_rows) {
+    gm_ref_softmax_cols(p, rows, width, width, scale, run_max, run_sum, o, ldo, o_rows);
 }
 
 const gm_kernels gm_kernels_ref = {

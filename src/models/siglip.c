@@ -8,10 +8,15 @@
  * post LayerNorm; k x k average pool of the patch grid; Gemma RMSNorm (1 + w);
  * x @ mm_input_projection_weight.  All arithmetic in f32.
  *
- * Attention never holds a [patches x patches] matrix: each task takes 96
- * query rows of one head, forms their scores against every key (a GEMM),
- * exponentiates them in place, and multiplies by V as Oᵀ = Vᵀ · Pᵀ, whose
- * dimensions (head_dim x 96) tile the register kernel exactly. */
+ * Attention never holds a [patches x patches] matrix, nor even one query
+ * block's scores against every key: each task takes 96 query rows of one
+ * head and walks the keys in blocks of 288 (flash attention), forming the
+ * block's scores as a GEMM, exponentiating them with an online softmax
+ * (running max and sum per query; the output so far rescaled when the max
+ * grows) and adding Vᵀ · Pᵀ into Oᵀ (head_dim x 96, which tiles the register
+ * kernel exactly).  A block's keys, values and scores (about 300 KB) stay in
+ * L2 while they are used 96 times; the whole-row version streamed a 1.5 MB
+ * score block through L3 three times. */
 #include "models/siglip.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -24,6 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 /* ================================================================ binding */
 
@@ -256,10 +265,11 @@ void gm_vision_free(gm_vision *v) {
 /* Per-thread regions (floats).  Attention keeps one head's keys and values
  * packed for the register tile (kp: MR-row panels of keys x head_dim; vp:
  * MR-row panels of head_dim x keys) while it runs that head's query blocks;
- * sp holds a block's scores transposed, in NR-wide query panels, which is
- * both the C of Sᵀ = K·Qᵀ and the packed B of Oᵀ = Vᵀ·Sᵀ. */
+ * sp holds one key block's scores transposed, in NR-wide query panels, which
+ * is both the C of Sᵀ = K·Qᵀ and the packed B of Oᵀ = Vᵀ·Sᵀ; run holds the
+ * online softmax's running max and sum per query. */
 typedef struct {
-    size_t gemm, kp, vp, qp, sp, ot, inv, row;
+    size_t gemm, kp, vp, qp, sp, ot, run, row;
 } thread_layout;
 
 static size_t r16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -272,14 +282,14 @@ static thread_layout thread_regions(const gm_vision_config *c) {
     t.kp = r16((P + GM_GEMM_MAX_MR) * Dh);
     t.vp = r16((Dh + GM_GEMM_MAX_MR) * P);
     t.qp = r16(QB * Dh);
-    t.sp = r16(QB * P);
+    t.sp = r16(QB * (size_t)GM_VISION_KBLOCK);
     t.ot = r16((Dh + GM_GEMM_MAX_MR) * QB);
-    t.inv = r16(QB);
+    t.run = r16(2 * QB);
     t.row = r16((size_t)c->hidden + 2 * ((size_t)c->hidden / 32 + 16));   /* a position row + its MLX groups */
     return t;
 }
 
-static size_t thread_total(const thread_layout *t) { return t->gemm + t->kp + t->vp + t->qp + t->sp + t->ot + t->inv + t->row; }
+static size_t thread_total(const thread_layout *t) { return t->gemm + t->kp + t->vp + t->qp + t->sp + t->ot + t->run + t->row; }
 
 static size_t patch_len(const gm_vision_config *c) { return 3 * (size_t)c->patch_size * (size_t)c->patch_size; }
 
@@ -301,6 +311,21 @@ static int scratch_floats(const gm_vision_config *c, int max_threads, size_t *sh
     return *shared <= SIZE_MAX / sizeof(float) - total_t;
 }
 
+/* The GEMMs read activation rows 4.6-17 KB apart (16 rows per panel) and
+ * sweep C tiles across the same strides: on 4 KB pages a 70 MB activation
+ * outruns the TLB.  Ask Linux for transparent huge pages on the 2 MB-aligned
+ * interior of the scratch (a hint: ignored where unsupported, or when the
+ * memory is not anonymous, e.g. a caller's allocator). */
+static void ask_huge_pages(void *mem, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)mem + huge - 1) & ~(huge - 1), hi = ((uintptr_t)mem + bytes) & ~(huge - 1);
+    if (hi > lo) (void)madvise((void *)lo, (size_t)(hi - lo), MADV_HUGEPAGE);
+#else
+    (void)mem, (void)bytes;
+#endif
+}
+
 size_t gm_vision_scratch_bytes(const gm_vision *v, int max_threads) {
     size_t shared, per;
     if (max_threads < 1 || max_threads > GM_VISION_MAX_THREADS || !scratch_floats(&v->cfg, max_threads, &shared, &per))
@@ -319,6 +344,7 @@ gemma_status gm_vision_scratch_alloc(gm_vision_scratch *s, const gm_vision *v, i
     if (a) s->allocator = *a;
     if (!(s->mem = gm_alloc(&s->allocator, bytes)))
         return gm_fail(err, GEMMA_ERR_NOMEM, "%s: out of memory for the vision scratch (%zu MB)", v->source, bytes >> 20);
+    ask_huge_pages(s->mem, bytes);
     const gm_vision_config *c = &v->cfg;
     size_t act = r16((size_t)c->n_patches * (size_t)c->hidden);
     float *p = s->mem;
@@ -495,12 +521,12 @@ static void attention_worker(void *arg, int thread, int n_threads) {
     const encoder *e = t->e;
     const gm_kernels *k = e->k;
     const gm_vision_config *c = &e->v->cfg;
-    const int MR = k->gemm_mr, NR = k->gemm_nr;
+    const int MR = k->gemm_mr, NR = k->gemm_nr, KB = GM_VISION_KBLOCK;
     int P = c->n_patches, D = c->hidden, Dh = c->head_dim, H = c->heads;
     int nqb = (P + GM_VISION_QBLOCK - 1) / GM_VISION_QBLOCK;
     thread_layout tl = thread_regions(c);
     float *kp = thread_area(e, thread) + tl.gemm, *vp = kp + tl.kp, *qp = vp + tl.vp, *sp = qp + tl.qp;
-    float *ot = sp + tl.sp, *inv = ot + tl.ot;
+    float *ot = sp + tl.sp, *run_max = ot + tl.ot, *run_sum = run_max + tl.run / 2;
     float scale = (float)(1.0 / sqrt((double)Dh));
     int begin, end, packed = -1;
     gm_split_range(H * nqb, 1, thread, n_threads, &begin, &end);
@@ -513,35 +539,55 @@ static void attention_worker(void *arg, int thread, int n_threads) {
         for (int jq = 0; jq < nq; jq++)
             k->pack_t(t->q + (size_t)(q0 + jq * NR) * D + (size_t)h * Dh, (size_t)D,
                       mq - jq * NR < NR ? mq - jq * NR : NR, Dh, NR, qp + (size_t)jq * NR * Dh);
-        /* Sᵀ[P, queries] = K_h · Q_blkᵀ, written straight into NR-wide panels */
-        for (int j0 = 0; j0 < P; j0 += MR)
-            for (int jq = 0; jq < nq; jq++)
-                k->gemm_f32(Dh, kp + (size_t)j0 * Dh, qp + (size_t)jq * NR * Dh, sp + (size_t)jq * NR * P + (size_t)j0 * NR,
-                            (size_t)NR, P - j0 < MR ? P - j0 : MR, NR, 0);
-        for (int jq = 0; jq < nq; jq++) k->softmax_cols(sp + (size_t)jq * NR * P, P, NR, scale, inv + jq * NR);
-        /* Oᵀ[Dh, queries] = V_hᵀ · Sᵀ, KC keys at a time so both panels stay in cache */
-        for (int p0 = 0; p0 < P; p0 += GM_GEMM_KC) {
-            int kc = P - p0 < GM_GEMM_KC ? P - p0 : GM_GEMM_KC;
-            for (int d0 = 0; d0 < Dh; d0 += MR)
+        memset(ot, 0, (size_t)Dh * (size_t)ldo * sizeof(float));
+        for (int i = 0; i < ldo; i++) run_max[i] = -INFINITY, run_sum[i] = 0.0f;
+        for (int j0 = 0; j0 < P; j0 += KB) {
+            int kb = P - j0 < KB ? P - j0 : KB;   /* KB is a multiple of every MR: panels never straddle blocks */
+            /* Sᵀ[kb, queries] = K_blk · Q_blkᵀ, written straight into NR-wide panels of depth KB */
+            for (int jj = j0; jj < j0 + kb; jj += MR)
                 for (int jq = 0; jq < nq; jq++)
-                    k->gemm_f32(kc, vp + (size_t)d0 * P + (size_t)p0 * MR, sp + (size_t)jq * NR * P + (size_t)p0 * NR,
-                                ot + (size_t)d0 * ldo + (size_t)jq * NR, (size_t)ldo, Dh - d0 < MR ? Dh - d0 : MR, NR,
-                                p0 > 0);
+                    k->gemm_f32(Dh, kp + (size_t)jj * Dh, qp + (size_t)jq * NR * Dh,
+                                sp + (size_t)jq * NR * KB + (size_t)(jj - j0) * NR, (size_t)NR, P - jj < MR ? P - jj : MR,
+                                NR, 0);
+            /* Oᵀ[Dh, queries] = Oᵀ · f + V_blkᵀ · exp(Sᵀ - max), one query panel at a time (it stays in L1) */
+            for (int jq = 0; jq < nq; jq++) {
+                float *pj = sp + (size_t)jq * NR * KB;
+                k->softmax_cols(pj, kb, NR, scale, run_max + jq * NR, run_sum + jq * NR, ot + (size_t)jq * NR,
+                                (size_t)ldo, Dh);
+                for (int d0 = 0; d0 < Dh; d0 += MR)
+                    k->gemm_f32(kb, vp + (size_t)d0 * P + (size_t)j0 * MR, pj, ot + (size_t)d0 * ldo + (size_t)jq * NR,
+                                (size_t)ldo, Dh - d0 < MR ? Dh - d0 : MR, NR, 1);
+            }
         }
         for (int i = 0; i < mq; i++) {
-            float *dst = t->out + (size_t)(q0 + i) * D + (size_t)h * Dh;
-            for (int d = 0; d < Dh; d++) dst[d] = ot[(size_t)d * ldo + i] * inv[i];
+            float *dst = t->out + (size_t)(q0 + i) * D + (size_t)h * Dh, inv = 1.0f / run_sum[i];
+            for (int d = 0; d < Dh; d++) dst[d] = ot[(size_t)d * ldo + i] * inv;
         }
     }
 }
 
 /* ========================================================== forward pass */
 
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds the time since *t0 to phase `ph` when the caller asked for phase times; restarts the clock. */
+static void phase_done(const gm_vision_scratch *s, gm_vision_phase ph, double *t0) {
+    if (!s->phase_seconds) return;
+    double t = seconds_now();
+    s->phase_seconds[ph] += t - *t0;
+    *t0 = t;
+}
+
 static void encode_image(gm_pool *pool, const encoder *e, const float *img, float *out) {
     const gm_vision *v = e->v;
     const gm_vision_config *c = &v->cfg;
     const gm_vision_scratch *s = e->s;
     int P = c->n_patches, D = c->hidden, F = c->ffn, K = (int)patch_len(c);
+    double t0 = s->phase_seconds ? seconds_now() : 0.0;
 
     /* patch embedding: im2col rows (in the weight's flatten order) · Wᵀ + bias + position */
     rows_task im = {e, OP_IM2COL, P, K, s->h, NULL, NULL, NULL, img};
@@ -549,29 +595,39 @@ static void encode_image(gm_pool *pool, const encoder *e, const float *img, floa
     run_rows(pool, e, OP_SET_ROWS, P, D, s->x, NULL, NULL, v->patch_b);
     linear(pool, e, &v->patch, s->h, P, s->x, 1);
     run_rows(pool, e, OP_ADD_POS, P, D, s->x, NULL, NULL, NULL);
+    phase_done(s, GM_VISION_PHASE_EMBED, &t0);
 
     for (int l = 0; l < c->layers; l++) {
         const gm_vision_layer *L = &v->layers[l];
         run_rows(pool, e, OP_LAYERNORM, P, D, s->y, s->x, L->ln1_w, L->ln1_b);
+        phase_done(s, GM_VISION_PHASE_NORM, &t0);
         run_rows(pool, e, OP_SET_ROWS, P, D, s->q, NULL, NULL, L->q_b);
         run_rows(pool, e, OP_SET_ROWS, P, D, s->k, NULL, NULL, L->k_b);
         run_rows(pool, e, OP_SET_ROWS, P, D, s->v, NULL, NULL, L->v_b);
         linear(pool, e, &L->q, s->y, P, s->q, 1);
         linear(pool, e, &L->k, s->y, P, s->k, 1);
         linear(pool, e, &L->v, s->y, P, s->v, 1);
+        phase_done(s, GM_VISION_PHASE_QKV, &t0);
         attention_task at = {e, s->q, s->k, s->v, s->y};
         gm_pool_run(pool, attention_worker, &at);
+        phase_done(s, GM_VISION_PHASE_ATTENTION, &t0);
         run_rows(pool, e, OP_ADD_ROWS, P, D, s->x, NULL, NULL, L->o_b);
         linear(pool, e, &L->o, s->y, P, s->x, 1);          /* residual: x += attn · Woᵀ + b */
+        phase_done(s, GM_VISION_PHASE_OUT, &t0);
 
         run_rows(pool, e, OP_LAYERNORM, P, D, s->y, s->x, L->ln2_w, L->ln2_b);
+        phase_done(s, GM_VISION_PHASE_NORM, &t0);
         run_rows(pool, e, OP_SET_ROWS, P, F, s->h, NULL, NULL, L->fc1_b);
         linear(pool, e, &L->fc1, s->y, P, s->h, 1);
+        phase_done(s, GM_VISION_PHASE_FC1, &t0);
         run_rows(pool, e, OP_GELU, P, F, s->h, NULL, NULL, NULL);
+        phase_done(s, GM_VISION_PHASE_GELU, &t0);
         run_rows(pool, e, OP_ADD_ROWS, P, D, s->x, NULL, NULL, L->fc2_b);
         linear(pool, e, &L->fc2, s->h, P, s->x, 1);        /* residual: x += gelu(fc1) · W2ᵀ + b */
+        phase_done(s, GM_VISION_PHASE_FC2, &t0);
     }
     run_rows(pool, e, OP_LAYERNORM, P, D, s->y, s->x, v->post_w, v->post_b);
+    phase_done(s, GM_VISION_PHASE_NORM, &t0);
 
     /* projector: pool + RMSNorm per token, then tokens · M (M as stored: [D, text hidden]) */
     run_rows(pool, e, OP_PROJ_NORM, c->tokens_per_image, D, s->pooled, s->y, NULL, NULL);
@@ -579,6 +635,7 @@ static void encode_image(gm_pool *pool, const encoder *e, const float *img, floa
                       .b = &v->proj, .b_kn = !v->layout.proj_transposed, .c = out,
                       .ldc = (size_t)c->projection_dim};
     gm_gemm(pool, e->k, &g, e->bufs);
+    phase_done(s, GM_VISION_PHASE_PROJECTOR, &t0);
 }
 
 gemma_status gm_vision_encode(const gm_vision *v, gm_pool *pool, const gm_kernels *k, const float *pixels,

@@ -28,6 +28,10 @@
 /* Attention query rows per task: a multiple of every kernel table's tile
  * (12 x 32, 6 x 16, 8 x 12, 4 x 8), so the score and value products tile exactly. */
 #define GM_VISION_QBLOCK 96
+/* Keys per online-softmax step of attention: a multiple of every table's
+ * gemm_mr, so key panels never straddle two blocks; its keys, values and
+ * 96 queries' scores (~300 KB) fit a 1 MB L2. */
+#define GM_VISION_KBLOCK 288
 
 typedef struct {
     gm_weight q, k, v, o, fc1, fc2;                 /* Linear weights [out, in] */
@@ -67,7 +71,24 @@ typedef struct {
     float *x, *y, *q, *k, *v, *h, *pooled;   /* per-image activations */
     float *threads;                          /* max_threads areas of thread_floats */
     size_t thread_floats;
+    /* Optional: when the caller points this at GM_VISION_PHASES doubles,
+     * every encode adds its wall seconds per phase (gm_vision_phase) there,
+     * which is how bench/siglip_bench reports where the time goes. */
+    double *phase_seconds;
 } gm_vision_scratch;
+
+typedef enum {
+    GM_VISION_PHASE_EMBED,       /* im2col + patch GEMM + position */
+    GM_VISION_PHASE_NORM,        /* the two LayerNorms per layer (and the post norm) */
+    GM_VISION_PHASE_QKV,         /* bias rows + the three projections */
+    GM_VISION_PHASE_ATTENTION,   /* scores, softmax, values */
+    GM_VISION_PHASE_OUT,         /* out_proj + residual */
+    GM_VISION_PHASE_FC1,
+    GM_VISION_PHASE_GELU,
+    GM_VISION_PHASE_FC2,         /* fc2 + residual */
+    GM_VISION_PHASE_PROJECTOR,   /* pool, RMSNorm, projection */
+    GM_VISION_PHASES
+} gm_vision_phase;
 
 /* Bytes gm_vision_scratch_alloc takes for v and max_threads; 0 if it does not fit a size_t. */
 size_t gm_vision_scratch_bytes(const gm_vision *v, int max_threads);

@@ -179,19 +179,35 @@ static void check_elementwise(const gm_kernels *k) {
         k->pack_t(src + 1, ld, rows, cols, width, d1);
         r->pack_t(src + 1, ld, rows, cols, width, d0);
         if (memcmp(d1, d0, (size_t)width * cols * 4)) fail_msg("%s pack_t rows %d width %d cols %d", k->name, rows, width, cols);
-        /* column softmax against the row kernel on the transposed data */
-        for (size_t i = 0; i < (size_t)width * cols; i++) d1[i] = d0[i] = 10.0f * frand();
-        float inv1[64], inv0[64];
-        k->softmax_cols(d1, cols, width, 0.3f, inv1);
-        r->softmax_cols(d0, cols, width, 0.3f, inv0);
-        for (int c = 0; c < width; c++) {
-            if (fabsf(inv1[c] - inv0[c]) > 2e-6f * inv0[c]) fail_msg("%s softmax_cols sum col %d", k->name, c);
-            for (int rr = 0; rr < cols; rr++) {
-                float a = d1[(size_t)rr * width + c], b = d0[(size_t)rr * width + c];
-                if (fabsf(a - b) > 3e-6f * b + 1e-30f)
-                    fail_msg("%s softmax_cols [%d][%d] %.9g vs scalar %.9g", k->name, rr, c, a, b);
+        /* the online column softmax over two key blocks, the second raising some columns' max:
+         * each twin against the scalar one (probabilities, running max and sum, rescaled output) */
+        float mx1[64], mx0[64], sum1[64], sum0[64], o1[5 * 64], o0[5 * 64];
+        for (int c = 0; c < width; c++) mx1[c] = mx0[c] = -INFINITY, sum1[c] = sum0[c] = 0.0f;
+        for (int i = 0; i < 5 * width; i++) o1[i] = o0[i] = 0.0f;
+        uint32_t own = 777u;   /* the second step's values from their own stream: frand's feeds the later checks */
+#define OWN_RAND() ((float)((own = own * 1664525u + 1013904223u) >> 8) / 16777216.0f * 2.0f - 1.0f)
+        for (int step = 0; step < 2; step++) {
+            for (size_t i = 0; i < (size_t)width * cols; i++) d1[i] = d0[i] = step ? 14.0f * OWN_RAND() : 10.0f * frand();
+            k->softmax_cols(d1, cols, width, 0.3f, mx1, sum1, o1, (size_t)width, 5);
+            r->softmax_cols(d0, cols, width, 0.3f, mx0, sum0, o0, (size_t)width, 5);
+            for (int c = 0; c < width; c++) {
+                if (mx1[c] != mx0[c]) fail_msg("%s softmax_cols step %d max col %d: %.9g vs %.9g", k->name, step, c, mx1[c], mx0[c]);
+                if (fabsf(sum1[c] - sum0[c]) > 2e-6f * sum0[c])
+                    fail_msg("%s softmax_cols step %d sum col %d: %.9g vs %.9g", k->name, step, c, sum1[c], sum0[c]);
+                for (int rr = 0; rr < cols; rr++) {
+                    float a = d1[(size_t)rr * width + c], b = d0[(size_t)rr * width + c];
+                    if (fabsf(a - b) > 3e-6f * b + 1e-30f)
+                        fail_msg("%s softmax_cols [%d][%d] %.9g vs scalar %.9g", k->name, rr, c, a, b);
+                }
+                for (int i = 0; i < 5; i++) {
+                    float a = o1[i * width + c], b = o0[i * width + c];
+                    if (fabsf(a - b) > 3e-6f * fabsf(b) + 1e-30f)
+                        fail_msg("%s softmax_cols step %d o[%d][%d] %.9g vs scalar %.9g", k->name, step, i, c, a, b);
+                }
             }
+            for (int i = 0; i < 5 * width; i++) o1[i] = o0[i] = OWN_RAND();   /* output accumulated before step 2 */
         }
+#undef OWN_RAND
         free(src), free(d1), free(d0);
     }
     /* the softmax shape: exp of very negative arguments is 0 or denormal-small, never NaN */
@@ -359,11 +375,184 @@ static void test_gemm(void **state) {
     check_gemm_case(GM_W_F32, 1, 1, 1, 25, 37, 300);
     check_gemm_case(GM_W_BF16, 0, 0, 1, 61, 45, 129);
     check_gemm_case(GM_W_F16, 1, 0, 0, 13, 70, 77);
+    /* tiny and K = 1; threads split M (M >= N) or N (N > M), ragged shares */
+    check_gemm_case(GM_W_F32, 0, 0, 0, 1, 1, 1);
+    check_gemm_case(GM_W_BF16, 0, 0, 1, 130, 3, 1);
+    check_gemm_case(GM_W_F32, 1, 0, 0, 5, 300, 2);
+    check_gemm_case(GM_W_F16, 0, 1, 1, 211, 33, 17);
+    check_gemm_case(GM_W_F32, 0, 0, 1, 2, 2, 513);
     /* MLX groups and GGUF blocks: widths multiples of 64 / 32, K across a KC edge */
     check_gemm_case(GM_W_MLX, 0, 0, 0, 30, 40, 320);
     check_gemm_case(GM_W_MLX, 1, 0, 1, 9, 128, 50);
     check_gemm_case(GM_W_GGML, 0, 1, 0, 17, 33, 288);
     check_gemm_case(GM_W_GGML, 1, 0, 0, 11, 96, 23);
+}
+
+/* ============================================ 2b. a long patch sequence */
+
+/* The fixtures have at most a few hundred patches; attention walks keys in
+ * blocks of GM_VISION_KBLOCK with an online softmax, so a tower with 625
+ * patches (two whole key blocks and a ragged third; 625 = 52 MR-12 panels +
+ * 1) and head_dim 16 (a ragged value panel for MR 12) is checked against a
+ * direct double-precision forward pass written out here. */
+
+static float *rand_floats(size_t n, float scale) {
+    float *p = xalloc(n * 4);
+    for (size_t i = 0; i < n; i++) p[i] = scale * frand();
+    return p;
+}
+
+static gm_weight f32_weight(int rows, int cols, float scale) {
+    gm_weight w = {.kind = GM_W_F32, .rows = rows, .cols = cols, .row_bytes = (size_t)cols * 4};
+    w.data = (const uint8_t *)rand_floats((size_t)rows * cols, scale);
+    return w;
+}
+
+static const float *wf(const gm_weight *w) { return (const float *)(const void *)w->data; }
+
+static void ref_layer_norm(double *y, const double *x, const float *w, const float *b, int n, double eps) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= n;
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i];
+}
+
+/* y[M, N] = x[M, K] · Wᵀ + b for a [N, K] f32 weight */
+static void ref_linear(double *y, const double *x, const gm_weight *w, const float *b, int M) {
+    int N = w->rows, K = w->cols;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = b ? b[j] : 0;
+            for (int k = 0; k < K; k++) s += x[(size_t)i * K + k] * wf(w)[(size_t)j * K + k];
+            y[(size_t)i * N + j] = s;
+        }
+}
+
+static void ref_forward(const gm_vision *v, const float *img, double *out) {
+    const gm_vision_config *c = &v->cfg;
+    int P = c->n_patches, D = c->hidden, F = c->ffn, p = c->patch_size, S = c->image_size, K = 3 * p * p;
+    int H = c->heads, Dh = c->head_dim, side = c->patches_per_side;
+    double *x = calloc((size_t)P * D, 8), *y = calloc((size_t)P * D, 8), *q = calloc((size_t)P * D, 8);
+    double *k = calloc((size_t)P * D, 8), *vv = calloc((size_t)P * D, 8), *o = calloc((size_t)P * D, 8);
+    double *h = calloc((size_t)P * (F > K ? F : K), 8), *t = calloc((size_t)P * D, 8), *sc = calloc((size_t)P, 8);
+    for (int r = 0; r < P; r++)   /* im2col in OIHW order */
+        for (int ch = 0; ch < 3; ch++)
+            for (int ky = 0; ky < p; ky++)
+                for (int kx = 0; kx < p; kx++)
+                    h[(size_t)r * K + (ch * p + ky) * p + kx] =
+                        img[((size_t)ch * S + (size_t)((r / side) * p + ky)) * S + (size_t)(r % side) * p + kx];
+    ref_linear(x, h, &v->patch, v->patch_b, P);
+    for (size_t i = 0; i < (size_t)P * D; i++) x[i] += wf(&v->pos)[i];
+    for (int l = 0; l < c->layers; l++) {
+        const gm_vision_layer *L = &v->layers[l];
+        for (int r = 0; r < P; r++) ref_layer_norm(y + (size_t)r * D, x + (size_t)r * D, L->ln1_w, L->ln1_b, D, c->eps);
+        ref_linear(q, y, &L->q, L->q_b, P);
+        ref_linear(k, y, &L->k, L->k_b, P);
+        ref_linear(vv, y, &L->v, L->v_b, P);
+        for (int hh = 0; hh < H; hh++)
+            for (int i = 0; i < P; i++) {
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < P; j++) {
+                    double s = 0;
+                    for (int d = 0; d < Dh; d++) s += q[(size_t)i * D + hh * Dh + d] * k[(size_t)j * D + hh * Dh + d];
+                    sc[j] = s / sqrt((double)Dh);
+                    mx = sc[j] > mx ? sc[j] : mx;
+                }
+                for (int j = 0; j < P; j++) sum += sc[j] = exp(sc[j] - mx);
+                for (int d = 0; d < Dh; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < P; j++) acc += sc[j] * vv[(size_t)j * D + hh * Dh + d];
+                    o[(size_t)i * D + hh * Dh + d] = acc / sum;
+                }
+            }
+        ref_linear(t, o, &L->o, L->o_b, P);
+        for (size_t i = 0; i < (size_t)P * D; i++) x[i] += t[i];
+        for (int r = 0; r < P; r++) ref_layer_norm(y + (size_t)r * D, x + (size_t)r * D, L->ln2_w, L->ln2_b, D, c->eps);
+        ref_linear(h, y, &L->fc1, L->fc1_b, P);
+        for (size_t i = 0; i < (size_t)P * F; i++)
+            h[i] = 0.5 * h[i] * (1.0 + tanh(0.7978845608028654 * (h[i] + 0.044715 * h[i] * h[i] * h[i])));
+        ref_linear(t, h, &L->fc2, L->fc2_b, P);
+        for (size_t i = 0; i < (size_t)P * D; i++) x[i] += t[i];
+    }
+    for (int r = 0; r < P; r++) ref_layer_norm(y + (size_t)r * D, x + (size_t)r * D, v->post_w, v->post_b, D, c->eps);
+    int kk = c->pool, ts = c->tokens_per_side, N = c->projection_dim;
+    for (int tk = 0; tk < c->tokens_per_image; tk++) {
+        double pooled[64] = {0}, ss = 0;
+        for (int dy = 0; dy < kk; dy++)
+            for (int dx = 0; dx < kk; dx++)
+                for (int d = 0; d < D; d++)
+                    pooled[d] += y[((size_t)((tk / ts) * kk + dy) * side + (size_t)((tk % ts) * kk + dx)) * D + d];
+        for (int d = 0; d < D; d++) pooled[d] /= kk * kk, ss += pooled[d] * pooled[d];
+        double rs = 1.0 / sqrt(ss / D + c->eps);
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int d = 0; d < D; d++) s += pooled[d] * rs * v->soft_norm[d] * wf(&v->proj)[(size_t)d * N + j];
+            out[(size_t)tk * N + j] = s;
+        }
+    }
+    free(x), free(y), free(q), free(k), free(vv), free(o), free(h), free(t), free(sc);
+}
+
+static void test_long_sequence(void **state) {
+    (void)state;
+    gm_vision v;
+    memset(&v, 0, sizeof v);
+    gm_vision_config *c = &v.cfg;
+    *c = (gm_vision_config){.image_size = 350, .patch_size = 14, .hidden = 32, .ffn = 40, .layers = 1, .heads = 2,
+                            .eps = 1e-6f, .projection_dim = 24, .tokens_per_image = 25};
+    gemma_error err;
+    if (gm_vision_config_check(c, "long", "", &err)) fail_msg("%s", err.message);
+    assert_int_equal(c->n_patches, 625);
+    assert_true(c->n_patches > 2 * GM_VISION_KBLOCK);
+    v.layout = (gm_vision_layout){.patch = GM_PATCH_OIHW, .soft_emb_norm_add = 1.0f};
+    int D = c->hidden, F = c->ffn;
+    v.patch = f32_weight(D, 3 * 14 * 14, 0.07f);
+    v.pos = f32_weight(c->n_patches, D, 0.5f);
+    v.proj = f32_weight(D, c->projection_dim, 0.3f);
+    float *vecs = rand_floats(4 * (size_t)D, 0.5f), *ln = rand_floats(4 * (size_t)D, 0.3f);
+    for (int i = 0; i < 4 * D; i++) ln[i] += 1.0f;   /* norm weights near 1 */
+    v.patch_b = vecs, v.post_b = vecs + D, v.post_w = ln, v.soft_norm = ln + D;
+    gm_vision_layer L = {0};
+    /* big query/key weights: sharp softmaxes whose max moves between key blocks */
+    L.q = f32_weight(D, D, 0.8f), L.k = f32_weight(D, D, 0.8f), L.v = f32_weight(D, D, 0.3f);
+    L.o = f32_weight(D, D, 0.2f), L.fc1 = f32_weight(F, D, 0.3f), L.fc2 = f32_weight(D, F, 0.2f);
+    float *lv = rand_floats(10 * (size_t)D + (size_t)F, 0.5f);
+    L.ln1_w = ln + 2 * D, L.ln2_w = ln + 3 * D, L.ln1_b = lv, L.ln2_b = lv + D, L.q_b = lv + 2 * D;
+    L.k_b = lv + 3 * D, L.v_b = lv + 4 * D, L.o_b = lv + 5 * D, L.fc2_b = lv + 6 * D, L.fc1_b = lv + 7 * D;
+    v.layers = &L;
+    snprintf(v.source, sizeof v.source, "long");
+    size_t npx = 3 * (size_t)c->image_size * c->image_size, n_out = (size_t)c->tokens_per_image * c->projection_dim;
+    float *px = rand_floats(npx, 1.0f), *out = xalloc(n_out * 4);
+    double *want = calloc(n_out, 8), scale = 0;
+    ref_forward(&v, px, want);
+    for (size_t i = 0; i < n_out; i++) scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
+    for (size_t ii = 0; ii < N_ISAS; ii++) {
+        const gm_kernels *k = isa_table(ii);
+        if (!k) continue;
+        for (int T = 1; T <= max_threads(); T++) {
+            gm_vision_scratch s;
+            if (gm_vision_scratch_alloc(&s, &v, T, NULL, &err)) fail_msg("%s", err.message);
+            gm_pool *pool = gm_pool_create(T);
+            if (gm_vision_encode(&v, pool, k, px, 1, out, &s, &err)) fail_msg("%s", err.message);
+            gm_pool_free(pool);
+            gm_vision_scratch_free(&s);
+            double worst = 0;
+            for (size_t i = 0; i < n_out; i++) {
+                double d = fabs(out[i] - want[i]);
+                if (!(d <= worst)) worst = d;
+            }
+            if (!(worst <= 1e-4 * scale))
+                fail_msg("long sequence [%s, %d threads]: max|d| = %.3g of max|ref| %.3g (tol 1e-4)", k->name, T, worst,
+                         scale);
+            print_message("long sequence (625 patches) %s, %d threads: max|d|/max|ref| %.2e\n", k->name, T, worst / scale);
+        }
+    }
+    free((void *)v.patch.data), free((void *)v.pos.data), free((void *)v.proj.data);
+    free((void *)L.q.data), free((void *)L.k.data), free((void *)L.v.data), free((void *)L.o.data);
+    free((void *)L.fc1.data), free((void *)L.fc2.data);
+    free(vecs), free(ln), free(lv), free(px), free(out), free(want);
 }
 
 /* ============================================================ 3. parity */
@@ -765,7 +954,7 @@ static void test_bad_tensors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kernels),    cmocka_unit_test(test_gemm),       cmocka_unit_test(test_parity),
+        cmocka_unit_test(test_kernels),    cmocka_unit_test(test_gemm),       cmocka_unit_test(test_long_sequence),       cmocka_unit_test(test_parity),
         cmocka_unit_test(test_layouts),    cmocka_unit_test(test_bad_config), cmocka_unit_test(test_bad_tensors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
