@@ -20,6 +20,9 @@ typedef struct {
  * scripts/setup.sh installs (models/gemma3-270m beside the build folder, or
  * under the current directory).  NULL when there is none. */
 const char *cli_default_model(void);
+/* A folder of the repository the binary was built in (or of the current
+ * directory), such as data/pubmedqa; rel itself when neither has it. */
+const char *cli_repo_path(const char *rel);
 /* model_dir if given, else the default; NULL (after a usage message) if neither. */
 const char *cli_model_or_default(const char *model_dir, const char *cmd);
 

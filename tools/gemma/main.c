@@ -16,6 +16,9 @@ static const struct {
     {"tokenize", cmd_tokenize, "text or chat messages to token ids"},
     {"info", cmd_info, "describe a model directory"},
     {"quantize", cmd_quantize, "Hugging Face checkpoint -> MLX 4/8-bit checkpoint (mlx-lm / mlx-vlm compatible)"},
+    {"eval", cmd_eval, "accuracy on PubMedQA (yes/no/maybe), per-item results as JSONL"},
+    {"perplexity", cmd_perplexity, "sliding-window perplexity of a text file"},
+    {"compare", cmd_compare, "KL divergence and top-1 agreement of two checkpoints of one model on a text"},
     {"preprocess", cmd_preprocess, "image file -> Gemma 3 pixel values (HF Gemma3ImageProcessor-exact), raw float32"},
 };
 
