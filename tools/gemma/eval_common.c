@@ -42,6 +42,17 @@ char *cli_read_text_file(const char *path, size_t *len) {
     return NULL;
 }
 
+int cli_tokenize_text_file(const gemma_tokenizer *tok, const char *text, size_t len, const char *path, int32_t **ids,
+                           size_t *n) {
+    gemma_error err;
+    *ids = malloc((len + 2) * sizeof **ids);
+    if (!*ids) return cli_error("%s: out of memory for its tokens", path);
+    if (gemma_tokenize(tok, text, len, GEMMA_TOKENIZE_ADD_BOS, *ids, len + 2, n, &err) == GEMMA_OK) return CLI_OK;
+    free(*ids);
+    *ids = NULL;
+    return cli_error("%s: %s", path, err.message);
+}
+
 int cli_check_results_path(const char *path, int resume, int force, const char *cmd) {
     struct stat st;
     if (resume && force) return cli_usage_error(cmd, "give --resume or --force, not both");

@@ -13,6 +13,9 @@
 
 /* The whole file, NUL-terminated (malloc'd); NULL after a one-line error naming it. */
 char *cli_read_text_file(const char *path, size_t *len);
+/* <bos> + the tokens of a text file's contents (malloc'd); errors name the file. */
+int cli_tokenize_text_file(const gemma_tokenizer *tok, const char *text, size_t len, const char *path, int32_t **ids,
+                           size_t *n);
 /* Read a stream to its end (NUL-terminated, malloc'd); NULL when out of memory. */
 char *cli_read_stream(FILE *f, size_t *len);
 
