@@ -26,7 +26,7 @@ static const char *const help =
     "  -m, --model PATH     the model (default: as 'gemma run')\n"
     "  --data DIR           ori_pqal.json and test_ground_truth.json (default: data/pubmedqa of the repo)\n"
     "  --split test|all     the official 500-question test set (default) or all 1,000 labelled questions\n"
-    "  --limit N            only the first N questions of the split\n"
+    "  --limit N            only the first N questions of the split, in ori_pqal.json's order\n"
     "  -o, --output FILE    per-item results, one JSON object per line (JSONL)\n"
     "  --resume             keep FILE's items and evaluate only the others\n"
     "  --force              overwrite FILE\n"
@@ -103,37 +103,40 @@ static void free_data(pqa_data *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* The split's items in file order: ori_pqal.json's for "all", test_ground_truth.json's for "test". */
+/* The split's items in ori_pqal.json's order (test: those test_ground_truth.json labels, with its labels).
+ * That order, unlike test_ground_truth.json's (sorted by label), makes a --limit prefix a fair sample. */
 static int load_data(const char *dir, int test_split, size_t limit, pqa_data *d) {
     char pqal_path[4096], truth_path[4096];
     memset(d, 0, sizeof *d);
     snprintf(pqal_path, sizeof pqal_path, "%s/ori_pqal.json", dir);
     snprintf(truth_path, sizeof truth_path, "%s/test_ground_truth.json", dir);
     if (!(d->pqal = load_json(pqal_path))) return CLI_FAIL;
-    const gm_json *all = gm_json_root(d->pqal), *order = all;
+    const gm_json *all = gm_json_root(d->pqal), *truth = NULL;
     if (!gm_json_is(all, GM_JSON_OBJECT)) return cli_error("%s: not an object of items by PubMed id", pqal_path);
     if (test_split) {
         if (!(d->truth = load_json(truth_path))) return CLI_FAIL;
-        order = gm_json_root(d->truth);
-        if (!gm_json_is(order, GM_JSON_OBJECT)) return cli_error("%s: not an object of labels by PubMed id", truth_path);
+        truth = gm_json_root(d->truth);
+        if (!gm_json_is(truth, GM_JSON_OBJECT)) return cli_error("%s: not an object of labels by PubMed id", truth_path);
+        for (size_t i = 0; i < gm_json_count(truth); i++)
+            if (!gm_json_get(all, gm_json_at(truth, i)->key))
+                return cli_error("%s: item %s is not in %s", truth_path, gm_json_at(truth, i)->key, pqal_path);
     }
-    size_t n = gm_json_count(order);
+    size_t n = test_split ? gm_json_count(truth) : gm_json_count(all);
     if (limit && limit < n) n = limit;
     if (n == 0) return cli_error("%s: no items", test_split ? truth_path : pqal_path);
     if (!(d->items = calloc(n, sizeof *d->items))) return cli_error("out of memory");
-    for (size_t i = 0; i < n; i++) {
-        const gm_json *entry = gm_json_at(order, i);
-        pqa_item *it = &d->items[i];
+    for (size_t i = 0; i < gm_json_count(all) && d->n < n; i++) {
+        const gm_json *entry = gm_json_at(all, i), *label_node = gm_json_get(truth, entry->key);
+        if (test_split && !label_node) continue;
+        pqa_item *it = &d->items[d->n++];
         it->id = entry->key;
-        it->item = test_split ? gm_json_get(all, it->id) : entry;
-        if (!it->item) return cli_error("%s: item %s is not in %s", truth_path, it->id, pqal_path);
+        it->item = entry;
         if (check_item(pqal_path, it->id, it->item) != CLI_OK) return CLI_FAIL;
-        const char *label = test_split ? gm_json_string(entry) : gm_json_string(gm_json_get(it->item, "final_decision"));
+        const char *label = test_split ? gm_json_string(label_node) : gm_json_string(gm_json_get(entry, "final_decision"));
         if ((it->gold = answer_index(label)) < 0)
             return cli_error("%s: item %s: %s is not yes, no or maybe", test_split ? truth_path : pqal_path, it->id,
                              test_split ? "the label" : "field final_decision");
     }
-    d->n = n;
     return CLI_OK;
 }
 
