@@ -108,36 +108,27 @@ static void print_result(const compare_acc *acc, const char *model_a, const char
 }
 
 int cmd_compare(int argc, char **argv) {
-    const char *models[2] = {NULL, NULL}, *file = NULL, *v;
-    int n_models = 0, json = 0;
-    long ctx = 1024, threads = 0;
-    gemma_numerics numerics = GEMMA_NUMERICS_AUTO;
+    const char *models[2] = {NULL, NULL};
+    int n_models = 0;
+    cli_eval_flags f = {.ctx = 1024};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(help, stdout);
             return CLI_OK;
         }
+        int r = cli_parse_eval_flag(argc, argv, &i, "compare", &f);
+        if (r < 0) return CLI_USAGE;
+        if (r > 0) continue;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (n_models == 2) return cli_usage_error("compare", "give exactly two -m models");
             if (!(models[n_models++] = cli_value(argc, argv, &i, "compare"))) return CLI_USAGE;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (!(file = cli_value(argc, argv, &i, "compare"))) return CLI_USAGE;
-        } else if (!strcmp(a, "--ctx")) {
-            if (!(v = cli_value(argc, argv, &i, "compare"))) return CLI_USAGE;
-            if (!cli_parse_int(v, -(1L << 30), 1L << 30, &ctx)) return cli_usage_error("compare", "bad --ctx '%s'", v);
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(v = cli_value(argc, argv, &i, "compare"))) return CLI_USAGE;
-            if (!cli_parse_int(v, 1, 256, &threads)) return cli_usage_error("compare", "bad --threads '%s'", v);
-        } else if (!strcmp(a, "--numerics")) {
-            if (!(v = cli_value(argc, argv, &i, "compare"))) return CLI_USAGE;
-            if (!cli_parse_numerics(v, "compare", &numerics)) return CLI_USAGE;
         } else {
             return cli_usage_error("compare", "unknown option '%s'", a);
         }
     }
+    const char *file = f.file;
+    long ctx = f.ctx;
     if (n_models != 2) return cli_usage_error("compare", "give exactly two -m models (A, the reference, then B)");
     if (!file) return cli_usage_error("compare", "missing --file TEXT");
     if (ctx < 2) return cli_usage_error("compare", "--ctx must be at least 2 (got %ld)", ctx);
@@ -157,7 +148,7 @@ int cmd_compare(int argc, char **argv) {
         cli_error("%s: the text is empty", file);
         goto done;
     }
-    if (cli_load_assets(models[0], numerics, &a, 0) != CLI_OK || cli_load_assets(models[1], numerics, &b, 0) != CLI_OK)
+    if (cli_load_assets(models[0], f.numerics, &a, 0) != CLI_OK || cli_load_assets(models[1], f.numerics, &b, 0) != CLI_OK)
         goto done;
     size_t vocab = (size_t)gemma_model_vocab_size(a.model);
     if ((size_t)gemma_model_vocab_size(b.model) != vocab) {
@@ -167,7 +158,7 @@ int cmd_compare(int argc, char **argv) {
     }
     if (same_tokens(&a, &b, text, len, file, &ids, &n) != CLI_OK) goto done;
     gemma_session_options so = gemma_session_default_options();
-    so.n_threads = (int)threads;
+    so.n_threads = (int)f.threads;
     so.n_ctx = (int)ctx;
     if (gemma_session_create(a.model, &so, &sa, &err) != GEMMA_OK || gemma_session_create(b.model, &so, &sb, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
@@ -203,7 +194,7 @@ int cmd_compare(int argc, char **argv) {
         }
     }
     cli_progress_end(&bar);
-    print_result(&acc, models[0], models[1], file, ctx, windows, cli_now() - t0, json);
+    print_result(&acc, models[0], models[1], file, ctx, windows, cli_now() - t0, f.json);
     rc = CLI_OK;
 done:
     free(acc.kl);

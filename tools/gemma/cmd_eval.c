@@ -442,9 +442,9 @@ static void write_result(FILE *f, const pqa_item *it, const char *method, const 
 
 typedef struct {
     const char *model, *data_dir, *out_path;
-    int test_split, resume, force, generate, json, max_new;
-    long limit, threads, ctx;
-    gemma_numerics numerics;
+    int test_split, resume, force, generate, max_new;
+    long limit;
+    cli_eval_flags f;   /* --ctx, --json, -t, --numerics (-f is not taken) */
 } eval_opts;
 
 static int eval_item(gemma_session *s, const cli_assets *a, const answer_set *as, const eval_opts *o,
@@ -495,6 +495,9 @@ static int parse_eval_args(int argc, char **argv, eval_opts *o) {
     const char *v;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
+        int r = strcmp(a, "-f") && strcmp(a, "--file") ? cli_parse_eval_flag(argc, argv, &i, "eval", &o->f) : 0;
+        if (r < 0) return CLI_USAGE;
+        if (r > 0) continue;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(o->model = cli_value(argc, argv, &i, "eval"))) return CLI_USAGE;
         } else if (!strcmp(a, "--data")) {
@@ -519,21 +522,11 @@ static int parse_eval_args(int argc, char **argv, eval_opts *o) {
             if (!(v = cli_value(argc, argv, &i, "eval"))) return CLI_USAGE;
             if (!cli_parse_int(v, 1, 64, &n)) return cli_usage_error("eval", "bad --max-new '%s' (1..64)", v);
             o->max_new = (int)n;
-        } else if (!strcmp(a, "--json")) {
-            o->json = 1;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(v = cli_value(argc, argv, &i, "eval"))) return CLI_USAGE;
-            if (!cli_parse_int(v, 1, 256, &o->threads)) return cli_usage_error("eval", "bad --threads '%s'", v);
-        } else if (!strcmp(a, "--ctx")) {
-            if (!(v = cli_value(argc, argv, &i, "eval"))) return CLI_USAGE;
-            if (!cli_parse_int(v, 16, 1 << 20, &o->ctx)) return cli_usage_error("eval", "bad --ctx '%s'", v);
-        } else if (!strcmp(a, "--numerics")) {
-            if (!(v = cli_value(argc, argv, &i, "eval"))) return CLI_USAGE;
-            if (!cli_parse_numerics(v, "eval", &o->numerics)) return CLI_USAGE;
         } else {
             return cli_usage_error("eval", "unknown option '%s'", a);
         }
     }
+    if (o->f.ctx < 16) return cli_usage_error("eval", "--ctx must be at least 16 (got %ld)", o->f.ctx);
     if (o->resume && !o->out_path) return cli_usage_error("eval", "--resume needs -o FILE");
     if (o->out_path && cli_check_results_path(o->out_path, o->resume, o->force, "eval") != CLI_OK) return CLI_USAGE;
     return CLI_OK;
@@ -551,7 +544,7 @@ int cmd_eval(int argc, char **argv) {
             fputs(help, stdout);
             return CLI_OK;
         }
-    eval_opts o = {.test_split = 1, .max_new = 8, .ctx = 4096};
+    eval_opts o = {.test_split = 1, .max_new = 8, .f = {.ctx = 4096}};
     int prc = parse_eval_args(argc, argv, &o);
     if (prc != CLI_OK) return prc;
     if (!(o.model = cli_model_or_default(o.model, "eval"))) return CLI_USAGE;
@@ -589,11 +582,11 @@ int cmd_eval(int argc, char **argv) {
             goto done;
         }
     }
-    if (cli_load_assets(o.model, o.numerics, &a, 1) != CLI_OK) goto done;
+    if (cli_load_assets(o.model, o.f.numerics, &a, 1) != CLI_OK) goto done;
     if (tokenize_answers(a.tok, &answers) != CLI_OK) goto done;
     gemma_session_options so = gemma_session_default_options();
-    so.n_threads = (int)o.threads;
-    so.n_ctx = (int)o.ctx;
+    so.n_threads = (int)o.f.threads;
+    so.n_ctx = (int)o.f.ctx;
     gemma_error err;
     if (gemma_session_create(a.model, &so, &s, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
@@ -626,7 +619,7 @@ int cmd_eval(int argc, char **argv) {
     if (cli_interrupted) fprintf(stderr, "gemma eval: interrupted after %zu items (--resume continues)\n", done_items);
     summary sm = {.method = method};
     summarize(results, d.n, &sm);
-    print_summary(&sm, o.model, o.test_split ? "test" : "all", o.json);
+    print_summary(&sm, o.model, o.test_split ? "test" : "all", o.f.json);
     rc = cli_interrupted ? CLI_FAIL : CLI_OK;
 done:
     if (out && fclose(out) != 0) rc = cli_error("%s: cannot write", o.out_path);

@@ -48,40 +48,31 @@ static int score_row(void *user, size_t i, const float *logits) {
 }
 
 int cmd_perplexity(int argc, char **argv) {
-    const char *model_dir = NULL, *file = NULL, *v;
-    long ctx = 1024, stride = 0, threads = 0;
-    int json = 0;
-    gemma_numerics numerics = GEMMA_NUMERICS_AUTO;
+    const char *model_dir = NULL, *v;
+    long stride = 0;
+    cli_eval_flags f = {.ctx = 1024};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(help, stdout);
             return CLI_OK;
         }
+        int r = cli_parse_eval_flag(argc, argv, &i, "perplexity", &f);
+        if (r < 0) return CLI_USAGE;
+        if (r > 0) continue;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(model_dir = cli_value(argc, argv, &i, "perplexity"))) return CLI_USAGE;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (!(file = cli_value(argc, argv, &i, "perplexity"))) return CLI_USAGE;
-        } else if (!strcmp(a, "--ctx")) {
-            if (!(v = cli_value(argc, argv, &i, "perplexity"))) return CLI_USAGE;
-            if (!cli_parse_int(v, -(1L << 30), 1L << 30, &ctx)) return cli_usage_error("perplexity", "bad --ctx '%s'", v);
         } else if (!strcmp(a, "--stride")) {
             if (!(v = cli_value(argc, argv, &i, "perplexity"))) return CLI_USAGE;
             if (!cli_parse_int(v, -(1L << 30), 1L << 30, &stride))
                 return cli_usage_error("perplexity", "bad --stride '%s'", v);
             if (stride < 1) return cli_usage_error("perplexity", "--stride must be at least 1");
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(v = cli_value(argc, argv, &i, "perplexity"))) return CLI_USAGE;
-            if (!cli_parse_int(v, 1, 256, &threads)) return cli_usage_error("perplexity", "bad --threads '%s'", v);
-        } else if (!strcmp(a, "--numerics")) {
-            if (!(v = cli_value(argc, argv, &i, "perplexity"))) return CLI_USAGE;
-            if (!cli_parse_numerics(v, "perplexity", &numerics)) return CLI_USAGE;
         } else {
             return cli_usage_error("perplexity", "unknown option '%s'", a);
         }
     }
+    const char *file = f.file;
+    long ctx = f.ctx;
     if (!file) return cli_usage_error("perplexity", "missing --file TEXT");
     if (ctx < 2) return cli_usage_error("perplexity", "--ctx must be at least 2 (got %ld)", ctx);
     if (!stride) stride = ctx / 2;
@@ -102,14 +93,14 @@ int cmd_perplexity(int argc, char **argv) {
         cli_error("%s: the text is empty", file);
         goto done;
     }
-    if (cli_load_assets(model_dir, numerics, &a, 0) != CLI_OK) goto done;
+    if (cli_load_assets(model_dir, f.numerics, &a, 0) != CLI_OK) goto done;
     if (cli_tokenize_text_file(a.tok, text, len, file, &ids, &n) != CLI_OK) goto done;
     if (n < 2) {
         cli_error("%s: the text is %zu token(s) with <bos>; perplexity needs at least 2", file, n);
         goto done;
     }
     gemma_session_options so = gemma_session_default_options();
-    so.n_threads = (int)threads;
+    so.n_threads = (int)f.threads;
     so.n_ctx = (int)ctx;
     if (gemma_session_create(a.model, &so, &s, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
@@ -142,7 +133,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     cli_progress_end(&bar);
     double seconds = cli_now() - t0, nll = acc.nll / (double)acc.n_scored, ppl = exp(nll);
-    if (json) {
+    if (f.json) {
         printf("{\"task\":\"perplexity\",\"model\":");
         cli_json_string(stdout, model_dir);
         printf(",\"file\":");

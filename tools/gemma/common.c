@@ -33,6 +33,24 @@ static int remember_generated(int32_t t) {
     return 1;
 }
 
+char *cli_read_stream(FILE *f, size_t *len) {
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 < cap) continue;
+        char *grown = realloc(buf, cap *= 2);
+        if (!grown) {
+            free(buf);
+            return NULL;
+        }
+        buf = grown;
+    }
+    if (buf) buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -92,5 +92,7 @@ char *cli_expand_images(const gemma_model *m, const char *text, const int *crops
 /* Tokenize text (no BOS added) into a malloc'd array. */
 int cli_tokenize(const gemma_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n);
 double cli_now(void);
+/* Read a stream to its end (NUL-terminated, malloc'd; *len without the NUL if len); NULL when out of memory. */
+char *cli_read_stream(FILE *f, size_t *len);
 
 #endif

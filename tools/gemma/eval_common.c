@@ -9,22 +9,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-char *cli_read_stream(FILE *f, size_t *len) {
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 < cap) continue;
-        char *grown = realloc(buf, cap *= 2);
-        if (!grown) {
-            free(buf);
-            return NULL;
-        }
-        buf = grown;
+int cli_parse_eval_flag(int argc, char **argv, int *i, const char *cmd, cli_eval_flags *f) {
+    const char *a = argv[*i], *v;
+    if (!strcmp(a, "--json")) {
+        f->json = 1;
+        return 1;
     }
-    if (buf) buf[n] = 0;
-    if (len) *len = n;
-    return buf;
+    int is_file = !strcmp(a, "-f") || !strcmp(a, "--file"), is_ctx = !strcmp(a, "--ctx");
+    int is_threads = !strcmp(a, "-t") || !strcmp(a, "--threads"), is_numerics = !strcmp(a, "--numerics");
+    if (!is_file && !is_ctx && !is_threads && !is_numerics) return 0;
+    if (!(v = cli_value(argc, argv, i, cmd))) return -1;
+    if (is_file) f->file = v;
+    if (is_ctx && !cli_parse_int(v, -(1L << 30), 1L << 30, &f->ctx)) return cli_usage_error(cmd, "bad --ctx '%s'", v), -1;
+    if (is_threads && !cli_parse_int(v, 1, 256, &f->threads))
+        return cli_usage_error(cmd, "bad --threads '%s'", v), -1;
+    if (is_numerics && !cli_parse_numerics(v, cmd, &f->numerics)) return -1;
+    return 1;
 }
 
 char *cli_read_text_file(const char *path, size_t *len) {

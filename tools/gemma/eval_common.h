@@ -11,13 +11,22 @@
 
 #include "gemma.h"
 
+/* The flags eval, perplexity and compare share: -f/--file, --ctx, --json, -t/--threads, --numerics. */
+typedef struct {
+    const char *file;
+    long ctx, threads;   /* ctx as given (the command checks its range) */
+    int json;
+    gemma_numerics numerics;
+} cli_eval_flags;
+/* As cli_parse_gen_flag: 1 if argv[*i] was one of them (consumed with its
+ * value), 0 if not, -1 on a bad value (usage error printed). */
+int cli_parse_eval_flag(int argc, char **argv, int *i, const char *cmd, cli_eval_flags *f);
+
 /* The whole file, NUL-terminated (malloc'd); NULL after a one-line error naming it. */
 char *cli_read_text_file(const char *path, size_t *len);
 /* <bos> + the tokens of a text file's contents (malloc'd); errors name the file. */
 int cli_tokenize_text_file(const gemma_tokenizer *tok, const char *text, size_t len, const char *path, int32_t **ids,
                            size_t *n);
-/* Read a stream to its end (NUL-terminated, malloc'd); NULL when out of memory. */
-char *cli_read_stream(FILE *f, size_t *len);
 
 /* A results file the run appends to.  It must not exist unless `resume` (keep
  * it, append) or `force` (start it again); CLI_USAGE with a one-line message
