@@ -23,26 +23,6 @@ static const char *const help_head =
     "  --mmproj FILE         llama.cpp's vision file for a GGUF text model\n"
     "  --pan-and-scan        also show the model crops of long images (Gemma3Processor's pan and scan)\n";
 
-static char *read_stdin_all(void) {
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, stdin)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *b = realloc(buf, cap * 2);
-            if (!b) {
-                free(buf);
-                return NULL;
-            }
-            buf = b;
-            cap *= 2;
-        }
-    }
-    if (buf) buf[n] = 0;
-    return buf;
-}
-
 /* The prompt text: chat-formatted (the images first, then the text), or <bos> + raw text. */
 static char *build_prompt(const cli_assets *a, const char *system, const char *user, int raw, int n_images,
                           int think) {
@@ -115,7 +95,7 @@ int cmd_run(int argc, char **argv) {
     gemma_sampler *smp = NULL;
     gemma_error err;
     if (strcmp(prompt, "-") == 0) {
-        if (!(stdin_text = read_stdin_all())) {
+        if (!(stdin_text = cli_read_stream(stdin, NULL))) {
             cli_error("cannot read the prompt from stdin");
             goto done;
         }

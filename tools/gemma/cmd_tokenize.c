@@ -36,25 +36,6 @@ static void print_ids(const int32_t *ids, size_t n) {
     puts("]");
 }
 
-static char *read_all(FILE *f, size_t *len) {
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) {
-                free(buf);
-                return NULL;
-            }
-            buf = b;
-        }
-    }
-    if (buf) buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 static int tokenize_print(const gemma_tokenizer *tok, const char *text, size_t len, int flags) {
     int32_t *ids;
     size_t n;
@@ -116,7 +97,7 @@ static int run_messages(const gemma_tokenizer *tok, const char *tok_dir, const c
         cli_error("%s: cannot open", path);
         goto done;
     }
-    json = read_all(f, &len);
+    json = cli_read_stream(f, &len);
     if (f != stdin) fclose(f);
     if (!json) {
         cli_error("%s: cannot read", path);
@@ -208,7 +189,7 @@ int cmd_tokenize(int argc, char **argv) {
         rc = tokenize_print(tok, text, strlen(text), flags);
     } else {
         size_t len;
-        char *in = read_all(stdin, &len);
+        char *in = cli_read_stream(stdin, &len);
         rc = in ? tokenize_print(tok, in, len, flags) : cli_error("cannot read stdin");
         free(in);
     }

@@ -29,6 +29,24 @@ void cli_ids_free(cli_ids *ids) {
     memset(ids, 0, sizeof *ids);
 }
 
+char *cli_read_stream(FILE *f, size_t *len) {
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 < cap) continue;
+        char *grown = realloc(buf, cap *= 2);
+        if (!grown) {
+            free(buf);
+            return NULL;
+        }
+        buf = grown;
+    }
+    if (buf) buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -44,11 +62,10 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-const char *cli_default_model(void) {
+/* rel under the repository the binary was built in (<repo>/build/gemma -> <repo>/rel), else under the current
+ * directory; static storage. */
+static const char *find_in_repo(const char *rel, int (*exists)(const char *)) {
     static char path[4096];
-    const char *env = getenv("GEMMA_MODEL");
-    if (env && *env) return env;
-    /* <repo>/build/gemma -> <repo>/models/gemma3-270m */
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -57,11 +74,21 @@ const char *cli_default_model(void) {
             char *slash = strrchr(exe, '/');
             if (!slash) break;
             *slash = 0;
-            if ((size_t)snprintf(path, sizeof path, "%s/" DEFAULT_MODEL, exe) < sizeof path && is_dir(path))
-                return path;
+            if ((size_t)snprintf(path, sizeof path, "%s/%s", exe, rel) < sizeof path && exists(path)) return path;
         }
     }
-    return is_dir(DEFAULT_MODEL) ? DEFAULT_MODEL : NULL;
+    return exists(rel) ? rel : NULL;
+}
+
+const char *cli_default_model(void) {
+    const char *env = getenv("GEMMA_MODEL");
+    if (env && *env) return env;
+    return find_in_repo(DEFAULT_MODEL, is_dir);
+}
+
+const char *cli_repo_path(const char *rel) {
+    const char *found = find_in_repo(rel, is_dir);
+    return found ? found : rel;
 }
 
 const char *cli_model_or_default(const char *model_dir, const char *cmd) {

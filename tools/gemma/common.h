@@ -20,6 +20,9 @@ typedef struct {
  * scripts/setup.sh installs (models/gemma3-270m beside the build folder, or
  * under the current directory).  NULL when there is none. */
 const char *cli_default_model(void);
+/* A folder of the repository the binary was built in (or of the current
+ * directory), such as data/pubmedqa; rel itself when neither has it. */
+const char *cli_repo_path(const char *rel);
 /* model_dir if given, else the default; NULL (after a usage message) if neither. */
 const char *cli_model_or_default(const char *model_dir, const char *cmd);
 
@@ -129,5 +132,7 @@ int cli_check_think(const cli_assets *a, const cli_gen_opts *o);
 /* Tokenize text (no BOS added) into a malloc'd array. */
 int cli_tokenize(const gemma_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n);
 double cli_now(void);
+/* Read a stream to its end (NUL-terminated, malloc'd; *len without the NUL if len); NULL when out of memory. */
+char *cli_read_stream(FILE *f, size_t *len);
 
 #endif

@@ -18,6 +18,9 @@ static const struct {
     {"info", cmd_info, "describe a model directory"},
     {"quantize", cmd_quantize, "Hugging Face checkpoint -> MLX 4/8-bit checkpoint (mlx-lm / mlx-vlm compatible)"},
     {"bench", cmd_bench, "prefill / decode / vision speed, load time and memory, against this machine's limits"},
+    {"eval", cmd_eval, "accuracy on PubMedQA (yes/no/maybe), per-item results as JSONL"},
+    {"perplexity", cmd_perplexity, "sliding-window perplexity of a text file"},
+    {"compare", cmd_compare, "KL divergence and top-1 agreement of two checkpoints of one model on a text"},
     {"preprocess", cmd_preprocess, "image file -> Gemma 3 pixel values (HF Gemma3ImageProcessor-exact), raw float32"},
 };
 
