@@ -5,6 +5,8 @@
  * activations stay finite and no denormals distort the timings. */
 #include "bench_synth.h"
 
+#include "args.h"
+#include "core/dtype.h"
 #include "core/strbuf.h"
 #include "io/safetensors_write.h"
 
@@ -294,12 +296,6 @@ static uint64_t next_random(uint64_t *s) {   /* xorshift64* */
     return *s * 2685821657736338717ull;
 }
 
-static uint16_t bf16_of(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)(u >> 16);
-}
-
 static void fill_chunk(const planned *t, uint8_t *buf, size_t len, uint64_t *rng) {
     if (t->fill == FILL_LEVELS) {
         for (size_t i = 0; i + 8 <= len; i += 8) {
@@ -311,7 +307,7 @@ static void fill_chunk(const planned *t, uint8_t *buf, size_t len, uint64_t *rng
     uint16_t *v = (uint16_t *)(void *)buf;
     size_t n = len / 2;
     if (t->fill != FILL_RANDOM) {
-        uint16_t c = bf16_of(t->value);
+        uint16_t c = gm_f32_to_bf16(t->value);
         for (size_t i = 0; i < n; i++) v[i] = c;
         return;
     }
@@ -319,19 +315,9 @@ static void fill_chunk(const planned *t, uint8_t *buf, size_t len, uint64_t *rng
         uint64_t r = next_random(rng);
         for (int j = 0; j < 4; j++) {
             float u = (float)((r >> (16 * j)) & 0xffff) * (1.0f / 32768.0f) - 1.0f;   /* [-1, 1) */
-            v[i + j] = bf16_of(u * t->value);
+            v[i + j] = gm_f32_to_bf16(u * t->value);
         }
     }
-}
-
-static int write_text_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "wx");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-        fprintf(stderr, "gemma: error: %s: cannot write: %s\n", path, strerror(errno));
-        if (f) fclose(f);
-        return -1;
-    }
-    return 0;
 }
 
 static int read_small(const char *path, char *buf, size_t cap) {
@@ -403,9 +389,15 @@ int bench_synth_write(const char *dir, const bench_arch *a, synth_quant q, uint6
         goto done;
     }
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (write_text_file(path, cfg)) goto done;
+    if (!cli_write_file(path, cfg, strlen(cfg))) {
+        fprintf(stderr, "gemma: error: %s: cannot write: %s\n", path, strerror(errno));
+        goto done;
+    }
     snprintf(path, sizeof path, "%s/bench-synthetic.json", dir);   /* last: marks the folder complete */
-    if (write_text_file(path, stamp)) goto done;
+    if (!cli_write_file(path, stamp, strlen(stamp))) {
+        fprintf(stderr, "gemma: error: %s: cannot write: %s\n", path, strerror(errno));
+        goto done;
+    }
     rc = 0;
 done:
     free(p.t);

@@ -8,6 +8,9 @@
 #include "common.h"
 #include "gemma.h"
 
+#include "eval_common.h"
+
+#include "core/cpu.h"
 #include "core/threadpool.h"
 #include "kernels/probe.h"
 
@@ -18,7 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char *const help =
@@ -52,12 +54,6 @@ typedef struct {
     double fma_gflops, read_gbs;
 } machine_limits;
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -73,7 +69,7 @@ static stat3 summarize(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     s.min = v[0];
     s.max = v[n - 1];
-    s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    s.median = cli_percentile_sorted(v, (size_t)n, 0.5);
     return s;
 }
 
@@ -170,9 +166,9 @@ static int make_synthetic(const bench_opts *o, const bench_arch *a, char *path, 
         atexit(remove_temp_root);
         snprintf(path, cap, "%s/%s-%s", temp_root, a->name, synth_quant_name(o->quant));
     }
-    double t0 = now_seconds();
+    double t0 = cli_now();
     if (bench_synth_write(path, a, o->quant, bytes)) return CLI_FAIL;
-    *seconds = now_seconds() - t0;
+    *seconds = cli_now() - t0;
     return CLI_OK;
 }
 
@@ -217,13 +213,13 @@ static int run_text(gemma_model *m, gemma_session *s, const bench_opts *o, bench
     long n_prompt = o->prompt > 0 ? o->prompt : 1;
     for (long rep = 0; rep < o->reps; rep++) {
         gemma_session_reset(s);
-        double t0 = now_seconds();
+        double t0 = cli_now();
         if (gemma_session_eval(s, prompt, (size_t)n_prompt, GEMMA_LOGITS_LAST, logits, &err) != GEMMA_OK) {
             cli_error("%s", err.message);
             goto done;
         }
         int32_t next = argmax(logits, vocab);
-        double t1 = now_seconds();
+        double t1 = cli_now();
         pf[rep] = (double)n_prompt / (t1 - t0);
         tt[rep] = 1e3 * (t1 - t0);
         for (long g = 0; g < o->gen; g++) {
@@ -233,7 +229,7 @@ static int run_text(gemma_model *m, gemma_session *s, const bench_opts *o, bench
             }
             next = argmax(logits, vocab);
         }
-        dc[rep] = o->gen > 0 ? (double)o->gen / (now_seconds() - t1) : 0;
+        dc[rep] = o->gen > 0 ? (double)o->gen / (cli_now() - t1) : 0;
     }
     r->prefill_tok_s = summarize(pf, (int)o->reps);
     r->decode_tok_s = summarize(dc, (int)o->reps);
@@ -264,9 +260,9 @@ static int run_vision(gemma_model *m, gemma_session *s, bench_result *r) {
         pixels[i] = (float)(seed >> 8) / (float)(1u << 23) - 1.0f;   /* [-1, 1): a normalized image */
     }
     gemma_error err = {0};
-    double t0 = now_seconds();
+    double t0 = cli_now();
     gemma_status st = gemma_session_encode_images(s, pixels, 1, out, &err);
-    r->vision_ms = 1e3 * (now_seconds() - t0);
+    r->vision_ms = 1e3 * (cli_now() - t0);
     free(pixels);
     free(out);
     return st == GEMMA_OK ? CLI_OK : cli_error("%s", err.message);
@@ -399,10 +395,7 @@ int cmd_bench(int argc, char **argv) {
     so.n_ctx = (int)o.ctx;
     so.n_threads = (int)o.threads;
     machine_limits ml = {0, 0};
-    if (o.machine && measure_machine(o.threads ? (int)o.threads : sysconf(_SC_NPROCESSORS_ONLN) > 0
-                                                                       ? (int)sysconf(_SC_NPROCESSORS_ONLN)
-                                                                       : 1,
-                                     &ml))
+    if (o.machine && measure_machine(o.threads ? (int)o.threads : gm_cpu_count(), &ml))
         fprintf(stderr, "gemma: warning: could not measure the machine's limits\n");
 
     gemma_model_options mo;
@@ -411,15 +404,15 @@ int cmd_bench(int argc, char **argv) {
     gemma_model *m = NULL;
     gemma_session *s = NULL;
     gemma_error err = {0};
-    double t0 = now_seconds();
+    double t0 = cli_now();
     if (gemma_model_load(model_path, &mo, &m, &err) != GEMMA_OK) return cli_error("%s", err.message);
-    double t1 = now_seconds();
+    double t1 = cli_now();
     r.load_ms = 1e3 * (t1 - t0);
     if (gemma_session_create(m, &so, &s, &err) != GEMMA_OK) {
         gemma_model_free(m);
         return cli_error("%s", err.message);
     }
-    r.session_ms = 1e3 * (now_seconds() - t1);
+    r.session_ms = 1e3 * (cli_now() - t1);
     r.kv_bytes = gemma_session_memory_bytes(m, &so);
     r.threads = gemma_session_threads(s);
 
