@@ -185,7 +185,8 @@ def main():
             print(f"# wrote {gguf_path} in {time.time() - t0:.1f} s", file=sys.stderr)
         synth_dir = os.path.join(args.workdir, arch + "-mlx4")
         prompt = prompt_ids(args.prompt, ARCHS[arch][6])
-        res = {"llama.cpp Q4_0": [], "gemma.c MLX 4-bit": [], "gemma.c Q4_0 (exact)": [], "gemma.c Q4_0 (llamacpp numerics)": []}
+        res = {"llama.cpp Q4_0": [], "gemma.c MLX 4-bit": [], "gemma.c MLX 4-bit (int8 numerics)": [],
+               "gemma.c Q4_0 (exact)": [], "gemma.c Q4_0 (llamacpp numerics)": []}
         info = {}
         for rnd in range(args.rounds):
             print(f"# {arch}: round {rnd + 1}/{args.rounds}", file=sys.stderr)
@@ -196,6 +197,10 @@ def main():
                 machine = {"fma_gflops": g["fma_gflops"], "read_gbs": g["read_gbs"], "isa": g["isa"]}
             info["gemma.c MLX 4-bit"] = g
             res["gemma.c MLX 4-bit"].append(g)
+            g = run_gemma(["--synthetic", arch, "--quant", "mlx4", "--synthetic-dir", synth_dir, "--numerics", "int8"],
+                          args, rt, False)
+            info["gemma.c MLX 4-bit (int8 numerics)"] = g
+            res["gemma.c MLX 4-bit (int8 numerics)"].append(g)
             for numerics, key in [("exact", "gemma.c Q4_0 (exact)"), ("llamacpp", "gemma.c Q4_0 (llamacpp numerics)")]:
                 g = run_gemma(["-m", gguf_path, "--numerics", numerics], args, rt, False)
                 info[key] = g

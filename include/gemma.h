@@ -91,11 +91,17 @@ typedef struct gemma_model gemma_model;
  *             queries and attention weights, its f16 GELU table, RoPE angles and
  *             summation orders, as its AVX-512 x86 build computes them), so that
  *             greedy output equals llama.cpp's on the same file.
+ *   INT8      EXACT, except that MLX 4- and 8-bit matrices multiply inputs
+ *             quantized to int8 per 8 values (4 for 8-bit weights) with the
+ *             CPU's integer dot instructions (VNNI, AVX2, NEON), as llama.cpp
+ *             does per 32 for its block formats: faster decode and prefill,
+ *             inputs rounded to about 2-3 significant digits instead of 7.
  *   AUTO      LLAMACPP for GGUF files, EXACT for everything else. */
 typedef enum {
     GEMMA_NUMERICS_AUTO = 0,
     GEMMA_NUMERICS_EXACT = 1,
-    GEMMA_NUMERICS_LLAMACPP = 2
+    GEMMA_NUMERICS_LLAMACPP = 2,
+    GEMMA_NUMERICS_INT8 = 3
 } gemma_numerics;
 
 typedef struct {
@@ -138,7 +144,7 @@ GEMMA_API const char *gemma_model_path(const gemma_model *model);
 GEMMA_API size_t gemma_model_stop_tokens(const gemma_model *model, int32_t *ids, size_t cap);
 /* The numerics the model runs with (AUTO resolved at load). */
 GEMMA_API gemma_numerics gemma_model_numerics(const gemma_model *model);
-/* "exact" / "llamacpp" (and "auto"); gemma_numerics_parse returns -1 for other names. */
+/* "exact" / "llamacpp" / "int8" (and "auto"); gemma_numerics_parse returns -1 for other names. */
 GEMMA_API const char *gemma_numerics_name(gemma_numerics numerics);
 GEMMA_API int gemma_numerics_parse(const char *name);
 

@@ -235,6 +235,57 @@ static void avx2_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *x
     for (; r < r1; r++) mlx_rows_pass(w, r, 1, xp, xsum, y + (r - r0));
 }
 
+/* Int8 inputs (kernels.h matmul_mlx_q8) without VNNI: each 64-byte chunk
+ * in two 32-byte halves, u8 x s8 pairs summed by vpmaddubsw (no overflow:
+ * levels are nibbles, 2 * 15 * 127 < 32767) and widened to int32 by
+ * vpmaddwd; an 8-bit level is split into its two nibbles, the high one
+ * weighted by 16 in that widening. */
+static inline __m256 q8_half_scales(const uint8_t *s, int sdt, size_t g, int two) {
+    __m128 a = _mm_set1_ps(scale_at(s, sdt, g)), b = two ? _mm_set1_ps(scale_at(s, sdt, g + 1)) : a;
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+}
+
+static void q8_row_token(const gm_mlx_rows *w, int r, const int8_t *xq, const float *dxv, const float *xsum,
+                         float *y) {
+    const int four = w->bits == 4, chunk = four ? 128 : 64, half = chunk / 2, gs = w->group_size;
+    const int groups = w->cols / gs;
+    const __m256i nib = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
+    const uint8_t *p = w->data + (size_t)r * w->row_bytes;
+    size_t g0 = (size_t)r * (size_t)groups;
+    __m256 total = _mm256_setzero_ps();
+    for (int c = 0, k = 0; k < w->cols; c++, k += chunk) {
+        _mm_prefetch((const char *)(p + (size_t)c * 64 + 2 * MV_ROWS * w->row_bytes), _MM_HINT_T0);
+        for (int h = 0; h < 2; h++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + (size_t)c * 64 + (size_t)h * 32));
+            __m256i lo = _mm256_and_si256(b, nib), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), nib);
+            const int8_t *xt = xq + k + h * 32;
+            __m256i xe = _mm256_loadu_si256((const __m256i *)(const void *)xt), acc;
+            if (four) {
+                __m256i xo = _mm256_loadu_si256((const __m256i *)(const void *)(xt + 64));
+                acc = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xe), one),
+                                       _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xo), one));
+            } else {
+                acc = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xe), one),
+                                       _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xe), sixteen));
+            }
+            int first = k + h * half;   /* the half's first value */
+            __m256 sc = q8_half_scales(w->scales, w->sdtype, g0 + (size_t)(first / gs), half > gs);
+            __m256 d = _mm256_loadu_ps(dxv + (size_t)c * 16 + (size_t)h * 8);
+            total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(sc, d), total);
+        }
+    }
+    *y = hsum256(total) + bias_dot(w->biases + g0 * (w->sdtype == GM_DT_F32 ? 4 : 2), w->sdtype, xsum, groups);
+}
+
+void gm_avx2_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq, const float *dxv,
+                           const float *xsum, float *y, size_t ldy) {
+    size_t dstride = gm_mlx_q8_dxv_floats(w->cols), groups = (size_t)(w->cols / w->group_size);
+    for (int r = r0; r < r1; r++)
+        for (int t = 0; t < n_tokens; t++)
+            q8_row_token(w, r, xq + (size_t)t * (size_t)w->cols, dxv + (size_t)t * dstride, xsum + (size_t)t * groups,
+                         y + (size_t)t * ldy + (size_t)(r - r0));
+}
+
 /* ------------------------------------------------------------ conversions */
 
 static void avx2_bf16_to_f32(const void *in, float *out, int n) { widen_elems(in, ELEM_BF16, out, n); }
@@ -677,6 +728,7 @@ const gm_kernels gm_kernels_avx2 = {
     .dot_mlx = avx2_dot_mlx,
     .mlx_prep_x = avx2_mlx_prep_x,
     .matvec_mlx = avx2_matvec_mlx,
+    .matmul_mlx_q8 = gm_avx2_matmul_mlx_q8,
     .dequant_mlx = avx2_dequant_mlx,
     .bf16_to_f32 = avx2_bf16_to_f32,
     .f16_to_f32 = avx2_f16_to_f32,

@@ -207,11 +207,13 @@ static inline __attribute__((always_inline)) void mlx_rows_pass(const gm_mlx_row
         for (int j = 0; j < nr; j++) lo[j] = hi[j] = _mm512_setzero_ps();
         for (int k = g * gs; k < (g + 1) * gs; k += 32) {
             __m512 xl = _mm512_loadu_ps(xp + k), xh = _mm512_loadu_ps(xp + k + 16);
-            /* the next pass's rows, a line per row per 64 bytes read: the hardware
-             * prefetchers stop at every 4 KB page, software ones do not */
+            /* the pass after next, a line per row per 64 bytes read, in address
+             * order: the hardware prefetchers stop at every 4 KB page and fall
+             * behind four interleaved row streams; sequential software ones do not */
             if ((k & (four ? 127 : 63)) == 0)
                 for (int j = 0; j < nr; j++)
-                    _mm_prefetch((const char *)(p[j] + (size_t)k * w->bits / 8 + 2 * MV_ROWS * w->row_bytes),
+                    _mm_prefetch((const char *)(p[0] + 2 * (size_t)nr * w->row_bytes +
+                                                ((size_t)k * w->bits / 8) * (size_t)nr + (size_t)j * 64),
                                  _MM_HINT_T0);
             for (int j = 0; j < nr; j++) {
                 if (four) {
@@ -248,6 +250,131 @@ static void avx512_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float 
     int r = r0;
     for (; r + MV_ROWS <= r1; r += MV_ROWS) mlx_rows_pass(w, r, MV_ROWS, xp, xsum, y + (r - r0));
     for (; r < r1; r++) mlx_rows_pass(w, r, 1, xp, xsum, y + (r - r0));
+}
+
+/* Int8 inputs (kernels.h matmul_mlx_q8): a 64-byte chunk per row per step,
+ * its nibbles masked into two u8 vectors that vpdpbusd dots with the even
+ * and odd int8 inputs; the 16 int32 lanes then take their group's scale
+ * times their input block's d.  Four rows share each input load; two
+ * tokens share each row's unpacking (prefill).  VNNI only: without it the
+ * table hands the call to the AVX2 kernel. */
+#define Q8_INLINE static inline __attribute__((always_inline, target("avx512vnni")))
+
+/* The 16 lanes' weight scales for the chunk starting at group g: `per`
+ * scales (mask m) spread by idx over the lanes. */
+Q8_INLINE __m512 q8_chunk_scales(const uint8_t *s, int sdt, size_t g, __mmask16 m, __m512i idx) {
+    __m512 v;
+    if (sdt == GM_DT_BF16)
+        v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, s + 2 * g)), 16));
+    else if (sdt == GM_DT_F16)
+        v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, s + 2 * g));
+    else
+        v = _mm512_maskz_loadu_ps(m, s + 4 * g);
+    return _mm512_permutexvar_ps(idx, v);
+}
+
+/* acc + biases[g] * xsum[g] lane-wise, for one row's groups */
+Q8_INLINE __m512 q8_fold_biases(__m512 acc, const uint8_t *b, int sdt, const float *xsum, int groups) {
+    for (int g = 0; g < groups; g += 16) {
+        __mmask16 m = groups - g >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (groups - g)) - 1u);
+        __m512 v = sdt == GM_DT_F32 ? _mm512_maskz_loadu_ps(m, b + 4 * g)
+                   : sdt == GM_DT_BF16
+                       ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b + 2 * g)), 16))
+                       : _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, b + 2 * g));
+        acc = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, xsum + g), acc);
+    }
+    return acc;
+}
+
+/* The lane sums of four vectors: {sum a, sum b, sum c, sum d}. */
+Q8_INLINE __m128 q8_reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    __m256 b8 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
+    __m256 c8 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
+    __m256 d8 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
+    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a8, b8), _mm256_hadd_ps(c8, d8));
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+Q8_INLINE void q8_rows_pass(const gm_mlx_rows *w, int r, int nr, int t, int nt, int prefetch, const int8_t *xq,
+                            const float *dxv, const float *xsum, float *y, size_t ldy) {
+    enum { NT = 2 };
+    const int four = w->bits == 4, chunk = four ? 128 : 64, gs = w->group_size, groups = w->cols / gs;
+    const int per = chunk >= gs ? chunk / gs : 1, lane_vals = chunk / 16;
+    const size_t dstride = gm_mlx_q8_dxv_floats(w->cols), ahead = 2 * (size_t)nr * w->row_bytes;
+    const __mmask16 m = (__mmask16)((1u << per) - 1u);
+    const __m512i nib = _mm512_set1_epi8(15);
+    int lane_group[16];
+    for (int i = 0; i < 16; i++) lane_group[i] = chunk >= gs ? i * lane_vals / gs : 0;
+    const __m512i idx = _mm512_loadu_si512(lane_group);
+    const uint8_t *p[MV_ROWS];
+    size_t g0[MV_ROWS];
+    __m512 total[NT][MV_ROWS];
+    for (int j = 0; j < nr; j++) {
+        p[j] = w->data + (size_t)(r + j) * w->row_bytes;
+        g0[j] = (size_t)(r + j) * (size_t)groups;
+        for (int u = 0; u < nt; u++) total[u][j] = _mm512_setzero_ps();
+    }
+    for (int c = 0, k = 0; k < w->cols; c++, k += chunk) {
+        __m512i lo[MV_ROWS], hi[MV_ROWS];
+        __m512 sc[MV_ROWS];
+        size_t g = (size_t)(k / gs);
+        for (int j = 0; j < nr; j++) {
+            /* the pass two ahead, a line per row per chunk, in address order: four
+             * interleaved row streams leave the hardware prefetchers behind */
+            if (prefetch) _mm_prefetch((const char *)(p[0] + ahead + ((size_t)c * (size_t)nr + (size_t)j) * 64), _MM_HINT_T0);
+            __m512i b = _mm512_loadu_si512(p[j] + (size_t)c * 64);
+            lo[j] = four ? _mm512_and_si512(b, nib) : b;
+            hi[j] = four ? _mm512_and_si512(_mm512_srli_epi16(b, 4), nib) : b;
+            sc[j] = q8_chunk_scales(w->scales, w->sdtype, g0[j] + g, m, idx);
+        }
+        for (int u = 0; u < nt; u++) {
+            const int8_t *xt = xq + (size_t)(t + u) * (size_t)w->cols + k;
+            __m512i xe = _mm512_loadu_si512(xt), xo = four ? _mm512_loadu_si512(xt + 64) : xe;
+            __m512 d = _mm512_loadu_ps(dxv + (size_t)(t + u) * dstride + (size_t)c * 16);
+            for (int j = 0; j < nr; j++) {
+                __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[j], xe);
+                if (four) acc = _mm512_dpbusd_epi32(acc, hi[j], xo);
+                total[u][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sc[j], d), total[u][j]);
+            }
+        }
+    }
+    /* the biases times the group sums, lane-wise into the same totals, then
+     * four rows reduced together */
+    const size_t bsz = w->sdtype == GM_DT_F32 ? 4 : 2;
+    for (int u = 0; u < nt; u++) {
+        const float *st = xsum + (size_t)(t + u) * (size_t)groups;
+        for (int j = 0; j < nr; j++) total[u][j] = q8_fold_biases(total[u][j], w->biases + g0[j] * bsz, w->sdtype, st, groups);
+        float *yt = y + (size_t)(t + u) * ldy;
+        if (nr == MV_ROWS)
+            _mm_storeu_ps(yt, q8_reduce4(total[u][0], total[u][1], total[u][2], total[u][3]));
+        else
+            for (int j = 0; j < nr; j++) yt[j] = _mm512_reduce_add_ps(total[u][j]);
+    }
+}
+
+__attribute__((target("avx512vnni"))) static void q8_matmul_vnni(const gm_mlx_rows *w, int r0, int r1, int n_tokens,
+                                                                  const int8_t *xq, const float *dxv,
+                                                                  const float *xsum, float *y, size_t ldy) {
+    for (int r = r0; r < r1;) {
+        int nr = r1 - r >= MV_ROWS ? MV_ROWS : 1, t = 0;
+        float *yr = y + (r - r0);
+        if (nr == MV_ROWS) {
+            for (; t + 2 <= n_tokens; t += 2) q8_rows_pass(w, r, MV_ROWS, t, 2, t == 0, xq, dxv, xsum, yr, ldy);
+            if (t < n_tokens) q8_rows_pass(w, r, MV_ROWS, t, 1, t == 0, xq, dxv, xsum, yr, ldy);
+        } else {
+            for (; t < n_tokens; t++) q8_rows_pass(w, r, 1, t, 1, t == 0, xq, dxv, xsum, yr, ldy);
+        }
+        r += nr;
+    }
+}
+
+static void avx512_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq,
+                                 const float *dxv, const float *xsum, float *y, size_t ldy) {
+    if (__builtin_cpu_supports("avx512vnni"))
+        q8_matmul_vnni(w, r0, r1, n_tokens, xq, dxv, xsum, y, ldy);
+    else
+        gm_avx2_matmul_mlx_q8(w, r0, r1, n_tokens, xq, dxv, xsum, y, ldy);
 }
 
 /* ------------------------------------------------------------ conversions */
@@ -704,6 +831,7 @@ const gm_kernels gm_kernels_avx512 = {
     .dot_mlx = avx512_dot_mlx,
     .mlx_prep_x = avx512_mlx_prep_x,
     .matvec_mlx = avx512_matvec_mlx,
+    .matmul_mlx_q8 = avx512_matmul_mlx_q8,
     .dequant_mlx = avx512_dequant_mlx,
     .bf16_to_f32 = avx512_bf16_to_f32,
     .f16_to_f32 = avx512_f16_to_f32,

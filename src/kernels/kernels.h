@@ -48,6 +48,16 @@ typedef struct {
      * and the horizontal sums are shared.  Sums in any order (f32). */
     void (*mlx_prep_x)(const float *x, int n, int bits, int group_size, float *xp);
     void (*matvec_mlx)(const gm_mlx_rows *w, int r0, int r1, const float *xp, const float *xsum, float *y);
+    /* GEMMA_NUMERICS_INT8 (kernels/mlx_rows.h: the layout): for tokens t <
+     * n_tokens and rows r0 <= r < r1 (gm_mlx_q8_ok shapes only),
+     *   y[t*ldy + r - r0] = sum over chunks c and lanes i of
+     *       (float)isum(c, i) * (scale of the lane's group * dxv_t[c*16 + i])
+     *     + sum_g bias_g * xsum_t[g],
+     * isum the exact integer dot of the lane's levels with xq_t; token t's
+     * inputs at xq + t*cols, dxv + t*gm_mlx_q8_dxv_floats(cols), xsum +
+     * t*(cols/group_size).  Float sums in any order. */
+    void (*matmul_mlx_q8)(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq, const float *dxv,
+                          const float *xsum, float *y, size_t ldy);
     /* w[k] = scales[k/gs] * q_k + biases[k/gs] for k < n */
     void (*dequant_mlx)(const uint8_t *packed, const float *scales, const float *biases, int bits,
                         int group_size, float *out, int n);
@@ -156,5 +166,11 @@ float gm_ggml_dot_row(uint32_t type, const void *w, const float *x, int n);   /*
 void gm_q8_quantize_row(uint32_t act_type, const float *x, void *out, int n);  /* quant/ggml_q8.c */
 float gm_q8_dot_row(uint32_t wtype, const void *w, const void *xq, int n);     /* quant/ggml_q8.c */
 float gm_q8_dot_row_gemm(uint32_t wtype, const void *w, const void *xq, int n);
+
+#if defined(GEMMA_HAVE_X86)
+/* matmul_mlx_q8 for AVX2 CPUs; the AVX-512 table's too where VNNI is missing. */
+void gm_avx2_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq, const float *dxv,
+                           const float *xsum, float *y, size_t ldy);
+#endif
 
 #endif

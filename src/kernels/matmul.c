@@ -8,6 +8,7 @@
  * type, and each output is an integer block dot (for one token or many). */
 #include "kernels/matmul.h"
 #include "kernels/gemm.h"
+#include "kernels/mlx_rows.h"
 #include "quant/ggml_q8.h"
 
 #include <string.h>
@@ -26,6 +27,10 @@ size_t gm_matmul_xsum_floats(int max_tokens, int max_cols) {
 
 size_t gm_matmul_xq_floats(int max_tokens, int max_cols) {
     return (size_t)max_tokens * ((gm_q8_max_row_bytes(max_cols) + 3) / 4);
+}
+
+size_t gm_matmul_x8_floats(int max_tokens, int max_cols) {
+    return (size_t)max_tokens * gm_mlx_q8_dxv_floats(max_cols);   /* cols/4 floats = cols bytes */
 }
 
 size_t gm_weight_bytes(const gm_weight *w) {
@@ -83,6 +88,7 @@ typedef struct {
     uint32_t act_type;        /* GGUF blocks: the activation type of xq */
     size_t xq_row_bytes;
     const float *xl;          /* F16/F32 weights in llama.cpp numerics: the inputs as ggml sees them */
+    int q8;                   /* MLX rows with int8 inputs (scratch x8 / x8d / xsum) */
 } matmul_task;
 
 /* F16 / BF16 / F32 weights in llama.cpp numerics.  ggml rounds the inputs
@@ -138,10 +144,35 @@ static void matmul_rows_q8(const matmul_task *t, int begin, int end) {
     }
 }
 
+/* Int8 inputs: blocks of 64 rows (their weights stay in L2) by 64 tokens
+ * (their inputs too), so a prefill reads each weight from memory once. */
+static void matmul_rows_mlx_q8(const matmul_task *t, int begin, int end) {
+    enum { ROW_BLOCK = 64, TOKEN_BLOCK = 64 };
+    const gm_weight *w = t->w;
+    const gm_matmul_scratch *s = t->scratch;
+    gm_mlx_rows rows = {w->data, w->row_bytes, w->scales, w->biases, (int)w->qdtype, w->bits, w->group_size, w->cols};
+    size_t dstride = gm_mlx_q8_dxv_floats(w->cols), groups = (size_t)(w->cols / w->group_size);
+    const int8_t *x8 = (const int8_t *)s->x8;
+    int T = t->n_tokens, row_block = T == 1 ? end - begin : ROW_BLOCK;
+    for (int r = begin; r < end; r += row_block) {
+        int re = end - r < row_block ? end : r + row_block;
+        for (int t0 = 0; t0 < T; t0 += TOKEN_BLOCK) {
+            int nt = T - t0 < TOKEN_BLOCK ? T - t0 : TOKEN_BLOCK;
+            t->k->matmul_mlx_q8(&rows, r, re, nt, x8 + (size_t)t0 * (size_t)w->cols, s->x8d + (size_t)t0 * dstride,
+                                s->xsum + (size_t)t0 * groups, t->y + (size_t)t0 * (size_t)w->rows + (size_t)r,
+                                (size_t)w->rows);
+        }
+    }
+}
+
 static void matmul_range(const matmul_task *t, int begin, int end, int thread) {
     const gm_weight *w = t->w;
     const gm_kernels *k = t->k;
     float *buf = t->scratch->per_thread[thread];
+    if (t->q8) {
+        matmul_rows_mlx_q8(t, begin, end);
+        return;
+    }
     if (t->act_type) {
         matmul_rows_q8(t, begin, end);
         return;
@@ -198,13 +229,39 @@ static void matmul_many_rows(void *arg, int thread, int n_threads) {
     }
 }
 
-static void prepare_mlx_input(const gm_kernels *k, const gm_weight *w, const float *x, gm_matmul_scratch *scratch) {
-    int gs = w->group_size;
-    for (int g = 0; g * gs < w->cols; g++) {
+static void group_sums(const float *x, int cols, int gs, float *out) {
+    for (int g = 0; g * gs < cols; g++) {
         float s = 0.0f;
         for (int i = 0; i < gs; i++) s += x[g * gs + i];
-        scratch->xsum[g] = s;
+        out[g] = s;
     }
+}
+
+static int takes_q8(const gm_weight *w, const gm_matmul_scratch *scratch) {
+    return scratch->int8 && w->kind == GM_W_MLX && gm_mlx_q8_ok(w->bits, w->group_size, w->cols);
+}
+
+/* Token i's inputs for the int8 path: group sums and int8 values. */
+static void prepare_q8_token(const gm_weight *w, const float *x, int i, gm_matmul_scratch *scratch) {
+    size_t cols = (size_t)w->cols;
+    group_sums(x + i * cols, w->cols, w->group_size, scratch->xsum + (size_t)i * (cols / (size_t)w->group_size));
+    gm_mlx_quantize_x8(x + i * cols, w->cols, w->bits, (int8_t *)scratch->x8 + i * cols,
+                       scratch->x8d + (size_t)i * gm_mlx_q8_dxv_floats(w->cols));
+}
+
+static void prepare_q8_rows(void *arg, int thread, int n_threads) {
+    const matmul_task *t = arg;
+    int begin, end;
+    gm_split_range(t->n_tokens, 1, thread, n_threads, &begin, &end);
+    for (int i = begin; i < end; i++) prepare_q8_token(t->w, t->x, i, t->scratch);
+}
+
+static void prepare_mlx_input(const gm_kernels *k, const gm_weight *w, const float *x, gm_matmul_scratch *scratch) {
+    if (takes_q8(w, scratch)) {
+        prepare_q8_token(w, x, 0, scratch);
+        return;
+    }
+    group_sums(x, w->cols, w->group_size, scratch->xsum);
     k->mlx_prep_x(x, w->cols, w->bits, w->group_size, scratch->xp);
 }
 
@@ -227,7 +284,7 @@ void gm_matmul_many(gm_pool *pool, const gm_kernels *k, const gm_weight *const *
     m.n = n;
     m.total_rows = 0;
     for (int i = 0; i < n; i++) {
-        matmul_task t = {k, w[i], x, 1, y[i], scratch, 0, 0, NULL};
+        matmul_task t = {k, w[i], x, 1, y[i], scratch, 0, 0, NULL, takes_q8(w[i], scratch)};
         m.part[i] = t;
         m.total_rows += w[i]->rows;
     }
@@ -236,6 +293,15 @@ void gm_matmul_many(gm_pool *pool, const gm_kernels *k, const gm_weight *const *
 
 void gm_matmul(gm_pool *pool, const gm_kernels *k, const gm_weight *w, const float *x, int n_tokens, float *y,
                gm_matmul_scratch *scratch) {
+    if (takes_q8(w, scratch)) {
+        matmul_task t = {k, w, x, n_tokens, y, scratch, 0, 0, NULL, 1};
+        if (n_tokens == 1)
+            prepare_q8_token(w, x, 0, scratch);
+        else
+            gm_pool_run(pool, prepare_q8_rows, &t);
+        gm_pool_run(pool, matmul_rows, &t);
+        return;
+    }
     if (w->kind == GM_W_MLX && n_tokens == 1) prepare_mlx_input(k, w, x, scratch);
     if (n_tokens >= GM_MATMUL_GEMM_MIN_TOKENS && !w->llamacpp) {
         /* prefill: a cache-blocked GEMM decodes each weight once per call, not once per token */
@@ -243,7 +309,7 @@ void gm_matmul(gm_pool *pool, const gm_kernels *k, const gm_weight *w, const flo
         gm_gemm(pool, k, &g, scratch->per_thread);
         return;
     }
-    matmul_task t = {k, w, x, n_tokens, y, scratch, 0, 0, NULL};
+    matmul_task t = {k, w, x, n_tokens, y, scratch, 0, 0, NULL, 0};
     if (gm_matmul_lanes_ok(w)) {
         t.xl = x;
         size_t n = (size_t)n_tokens * (size_t)w->cols;

@@ -46,11 +46,16 @@ typedef struct {
                                  buffer so that the session allocates it with the others) */
     float *xf;                /* [max_tokens * max_cols] the input rows rounded to f16 (F16 weights) */
     float *xp;                /* [max_cols] one input row in matvec_mlx's order (MLX weights, decode) */
+    /* GEMMA_NUMERICS_INT8: MLX 4/8-bit rows of a gm_mlx_q8_ok shape take int8 inputs */
+    int int8;
+    float *x8;                /* the input rows as int8 (bytes; gm_matmul_x8_floats) */
+    float *x8d;               /* their per-lane scales (kernels/mlx_rows.h) */
 } gm_matmul_scratch;
 
 size_t gm_matmul_scratch_floats(int max_cols);      /* per thread */
 size_t gm_matmul_xsum_floats(int max_tokens, int max_cols);
 size_t gm_matmul_xq_floats(int max_tokens, int max_cols);
+size_t gm_matmul_x8_floats(int max_tokens, int max_cols);    /* x8 and x8d each */
 
 /* Whether w takes the F16/F32 llama.cpp path (then the scratch needs xf). */
 int gm_matmul_lanes_ok(const gm_weight *w);

@@ -215,6 +215,50 @@ static void neon_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *x
     for (; r < r1; r++) mlx_rows_pass(w, r, 1, xp, xsum, y + (r - r0));
 }
 
+/* Int8 inputs (kernels.h matmul_mlx_q8) with base ARMv8 instructions: 16
+ * weight bytes (four int32 lanes of the contract) at a time, byte products
+ * by vmull/vmlal into int16, then pairwise widened twice into the lanes; an
+ * 8-bit level is split into nibbles, the high one weighted by 16. */
+static inline int32x4_t q8_lane_sums(int8x16_t w, int8x16_t x, int8x16_t w2, int8x16_t x2) {
+    int16x8_t a = vmlal_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), vget_low_s8(w2), vget_low_s8(x2));
+    int16x8_t b = vmlal_s8(vmull_s8(vget_high_s8(w), vget_high_s8(x)), vget_high_s8(w2), vget_high_s8(x2));
+    return vpaddq_s32(vpaddlq_s16(a), vpaddlq_s16(b));
+}
+
+static inline int32x4_t q8_piece(const uint8_t *p, const int8_t *x, int four) {
+    uint8x16_t b = vld1q_u8(p);
+    int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(b, vdupq_n_u8(15))), hi = vreinterpretq_s8_u8(vshrq_n_u8(b, 4));
+    int8x16_t xe = vld1q_s8(x), zero = vdupq_n_s8(0);
+    if (four) return q8_lane_sums(lo, xe, hi, vld1q_s8(x + 64));
+    return vaddq_s32(q8_lane_sums(lo, xe, zero, zero), vshlq_n_s32(q8_lane_sums(hi, xe, zero, zero), 4));
+}
+
+static void neon_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq, const float *dxv,
+                               const float *xsum, float *y, size_t ldy) {
+    const int four = w->bits == 4, chunk = four ? 128 : 64, gs = w->group_size, groups = w->cols / gs;
+    const size_t dstride = gm_mlx_q8_dxv_floats(w->cols);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes;
+        size_t g0 = (size_t)r * (size_t)groups;
+        for (int t = 0; t < n_tokens; t++) {
+            const int8_t *xt = xq + (size_t)t * (size_t)w->cols;
+            const float *dt = dxv + (size_t)t * dstride, *st = xsum + (size_t)t * (size_t)groups;
+            float32x4_t total = vdupq_n_f32(0);
+            for (int c = 0, k = 0; k < w->cols; c++, k += chunk)
+                for (int o = 0; o < 64; o += 16) {
+                    int first = k + (four ? 2 * o : o);   /* the piece's first value: its 4 lanes share a group */
+                    float s = gm_load_float(w->scales, (gm_dtype)w->sdtype, g0 + (size_t)(first / gs));
+                    float32x4_t sd = vmulq_n_f32(vld1q_f32(dt + (size_t)c * 16 + (size_t)(o / 4)), s);
+                    int32x4_t lanes = q8_piece(p + (size_t)c * 64 + (size_t)o, xt + k + o, four);
+                    total = vfmaq_f32(total, vcvtq_f32_s32(lanes), sd);
+                }
+            float bias = 0.0f;
+            for (int g = 0; g < groups; g++) bias += gm_load_float(w->biases, (gm_dtype)w->sdtype, g0 + (size_t)g) * st[g];
+            y[(size_t)t * ldy + (size_t)(r - r0)] = vaddvq_f32(total) + bias;
+        }
+    }
+}
+
 /* ------------------------------------------------------------ conversions */
 
 static void neon_bf16_to_f32(const void *in, float *out, int n) { widen_elems(in, ELEM_BF16, out, n); }
@@ -599,6 +643,7 @@ const gm_kernels gm_kernels_neon = {
     .dot_mlx = neon_dot_mlx,
     .mlx_prep_x = neon_mlx_prep_x,
     .matvec_mlx = neon_matvec_mlx,
+    .matmul_mlx_q8 = neon_matmul_mlx_q8,
     .dequant_mlx = neon_dequant_mlx,
     .bf16_to_f32 = neon_bf16_to_f32,
     .f16_to_f32 = neon_f16_to_f32,

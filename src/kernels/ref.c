@@ -1,6 +1,7 @@
 /* ref.c - scalar reference kernels: the definition every SIMD twin must match.
  * Written for clarity, with f32 accumulation throughout. */
 #include "kernels/kernels.h"
+#include "kernels/mlx_rows.h"
 #include "core/dtype.h"
 #include "quant/ggml_blocks.h"
 
@@ -82,6 +83,35 @@ static void ref_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *xp
                      gm_load_float(w->biases, (gm_dtype)w->sdtype, g0 + (size_t)g) * xsum[g];
         }
         y[r - r0] = total;
+    }
+}
+
+/* The int8 path (kernels.h matmul_mlx_q8), lane by lane as its contract reads. */
+static void ref_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq,
+                              const float *dxv, const float *xsum, float *y, size_t ldy) {
+    const int chunk = gm_mlx_q8_chunk(w->bits), per_lane = chunk / 16, groups = w->cols / w->group_size;
+    const gm_dtype sdt = (gm_dtype)w->sdtype;
+    for (int t = 0; t < n_tokens; t++) {
+        const int8_t *xt = xq + (size_t)t * (size_t)w->cols;
+        const float *dt = dxv + (size_t)t * gm_mlx_q8_dxv_floats(w->cols), *st = xsum + (size_t)t * (size_t)groups;
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *packed = w->data + (size_t)r * w->row_bytes;
+            size_t g0 = (size_t)r * (size_t)groups;
+            float total = 0.0f;
+            for (int c0 = 0; c0 < w->cols; c0 += chunk)
+                for (int i = 0; i < 16; i++) {
+                    int32_t isum = 0;
+                    for (int e = 0; e < per_lane; e++) {
+                        int k = c0 + i * per_lane + e, local = k - c0;
+                        int xi = w->bits == 4 ? c0 + (local & 1) * 64 + local / 2 : k;
+                        isum += (int32_t)mlx_element(packed, w->bits, k) * xt[xi];
+                    }
+                    float s = gm_load_float(w->scales, sdt, g0 + (size_t)((c0 + i * per_lane) / w->group_size));
+                    total += (float)isum * (s * dt[(size_t)(c0 / chunk) * 16 + (size_t)i]);
+                }
+            for (int g = 0; g < groups; g++) total += gm_load_float(w->biases, sdt, g0 + (size_t)g) * st[g];
+            y[(size_t)t * ldy + (size_t)(r - r0)] = total;
+        }
     }
 }
 
@@ -198,6 +228,7 @@ const gm_kernels gm_kernels_ref = {
     .dot_mlx = ref_dot_mlx,
     .mlx_prep_x = ref_mlx_prep_x,
     .matvec_mlx = ref_matvec_mlx,
+    .matmul_mlx_q8 = ref_matmul_mlx_q8,
     .dequant_mlx = ref_dequant_mlx,
     .bf16_to_f32 = ref_bf16_to_f32,
     .f16_to_f32 = ref_f16_to_f32,

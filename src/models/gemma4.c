@@ -98,8 +98,8 @@ static gemma_status bind_layer(gemma_model *m, const char *prefix, int l, gm_lay
 gemma_status gm_gemma4_bind(gemma_model *m, gemma_error *err) {
     const gm_config *c = m->cfg;
     const gm_modeldir *md = &m->md;
-    if (m->numerics != GEMMA_NUMERICS_EXACT)
-        return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: Gemma 4 runs with numerics exact only", md->dir);
+    if (m->numerics == GEMMA_NUMERICS_LLAMACPP)
+        return gm_fail(err, GEMMA_ERR_UNSUPPORTED, "%s: Gemma 4 runs with numerics exact or int8 only", md->dir);
     const char *prefix;
     gemma_status st = gm_find_text_prefix(md, &prefix, err);
     if (st) return st;

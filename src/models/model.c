@@ -173,7 +173,7 @@ gemma_status gemma_model_load(const char *path, const gemma_model_options *opts,
     gemma_numerics numerics = opts ? opts->numerics : GEMMA_NUMERICS_AUTO;
     int gguf = m->md.gguf != NULL;
     if (numerics == GEMMA_NUMERICS_AUTO) numerics = gguf ? GEMMA_NUMERICS_LLAMACPP : GEMMA_NUMERICS_EXACT;
-    if (numerics != GEMMA_NUMERICS_EXACT && numerics != GEMMA_NUMERICS_LLAMACPP) {
+    if (numerics != GEMMA_NUMERICS_EXACT && numerics != GEMMA_NUMERICS_LLAMACPP && numerics != GEMMA_NUMERICS_INT8) {
         gemma_model_free(m);
         return gm_fail(err, GEMMA_ERR_ARG, "gemma_model_load: unknown numerics %d", (int)numerics);
     }
@@ -219,7 +219,7 @@ const char *gemma_model_arch(const gemma_model *m) { return m ? m->cfg->model_ty
 const char *gemma_model_describe(const gemma_model *m) { return m ? m->description : ""; }
 gemma_numerics gemma_model_numerics(const gemma_model *m) { return m ? m->numerics : GEMMA_NUMERICS_AUTO; }
 
-static const char *const numerics_names[] = {"auto", "exact", "llamacpp"};
+static const char *const numerics_names[] = {"auto", "exact", "llamacpp", "int8"};
 
 const char *gemma_numerics_name(gemma_numerics n) {
     return (unsigned)n < sizeof numerics_names / sizeof numerics_names[0] ? numerics_names[n] : "?";

@@ -1,6 +1,8 @@
 /* mlx_affine.c - see mlx_affine.h.  Mirrors mlx/ops.cpp affine_quantize. */
 #include "quant/mlx_affine.h"
+#include "kernels/mlx_rows.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -52,5 +54,39 @@ void gm_mlx_quantize_row(const float *w, int n, int bits, int group_size, uint8_
         }
         scales[g] = scale;
         biases[g] = bias;
+    }
+}
+
+/* ------------------------------------------------------- int8 inputs */
+
+/* kernels/mlx_rows.h describes the layout: one block per int32 lane. */
+void gm_mlx_quantize_x8(const float *x, int n, int bits, int8_t *xq, float *dxv) {
+    const int chunk = gm_mlx_q8_chunk(bits), block = chunk / 16;
+    for (int c0 = 0; c0 < n; c0 += chunk) {
+        int8_t *out = xq + c0;
+        float *d = dxv + (size_t)(c0 / chunk) * 16;
+        for (int b = 0; b < 16; b++) {
+            const float *v = x + c0 + b * block;
+            float amax = 0.0f;
+            int finite = 1;
+            for (int i = 0; i < block; i++) {
+                float a = fabsf(v[i]);
+                if (!(a <= FLT_MAX)) finite = 0;
+                amax = a > amax ? a : amax;
+            }
+            /* a NaN or infinite input makes the result NaN, as the f32 path would */
+            float id = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+            d[b] = finite ? amax / 127.0f : NAN;
+            for (int i = 0; i < block; i++) {
+                int k = b * block + i;
+                /* round to nearest even (|v * id| <= 127): adding and taking away 1.5 * 2^23 */
+                float r = (v[i] * id + 0x1.8p23f) - 0x1.8p23f;
+                int8_t q = (int8_t)(int)r;
+                if (bits == 4)
+                    out[(k & 1) * 64 + k / 2] = q;
+                else
+                    out[k] = q;
+            }
+        }
     }
 }

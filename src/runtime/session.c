@@ -34,7 +34,7 @@ typedef struct {
     size_t n;
 } buffer_spec;
 
-enum { N_BUFFERS = 18 };
+enum { N_BUFFERS = 20 };
 
 static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, int n_batch, int max_threads,
                          buffer_spec *b) {
@@ -47,7 +47,7 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
     if (c->arch == GM_ARCH_GEMMA4) kvdim *= 2;
     size_t ple = (size_t)c->n_layers * (size_t)c->ple_dim;
     size_t per_thread = gm_matmul_scratch_floats(model->max_cols);
-    int ggml = model->numerics == GEMMA_NUMERICS_LLAMACPP;
+    int ggml = model->numerics == GEMMA_NUMERICS_LLAMACPP, int8 = model->numerics == GEMMA_NUMERICS_INT8;
     buffer_spec t[N_BUFFERS] = {
         {&s->x, nb * D},       {&s->xb, nb * D},      {&s->q, nb * qdim},
         {&s->kn, nb * kvdim},  {&s->vn, nb * kvdim},  {&s->att, nb * qdim},
@@ -61,6 +61,8 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
         {&s->ple, nb * ple + ple},   /* + one widened row of the per-layer table */
         {&s->ple_gate, nb * (size_t)c->ple_dim},
         {&s->mm.xp, (size_t)model->max_cols},
+        {&s->mm.x8, int8 ? gm_matmul_x8_floats(n_batch, model->max_cols) : 0},
+        {&s->mm.x8d, int8 ? gm_matmul_x8_floats(n_batch, model->max_cols) : 0},
         {&s->ple_raw, (model->ple_rows.row_bytes + sizeof(float) - 1) / sizeof(float)},
     };
     memcpy(b, t, sizeof t);
@@ -80,6 +82,7 @@ static gemma_status alloc_buffers(gemma_session *s, int max_threads, gemma_error
     if (!s->mm.per_thread) return gm_fail(err, GEMMA_ERR_NOMEM, "session: out of memory");
     for (int t = 0; t < max_threads; t++) s->mm.per_thread[t] = s->mm_buffers + (size_t)t * per_thread;
     s->mm.n_threads = max_threads;
+    s->mm.int8 = s->model->numerics == GEMMA_NUMERICS_INT8;
     return GEMMA_OK;
 }
 

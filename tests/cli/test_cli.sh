@@ -54,6 +54,14 @@ ggtok=$(tokens_of "$gg")
   cmp -s "$tmp/gl.f32" "$gg/ref_llamacpp_batch.f32" && ok "gguf default numerics = llama.cpp's logits, byte for byte" \
   || bad "gguf default numerics: $(cat "$tmp/err")"
 
+# --numerics int8 on an MLX 4-bit folder: near the reference, and not the exact logits
+mx=$fixtures/mlx4-g64-convert
+mxtok=$(tokens_of "$mx")
+"$gemma" logits -m "$mx" --tokens "$mxtok" --numerics int8 -o "$tmp/mi.f32" 2>"$tmp/err" && \
+  "$gemma" logits -m "$mx" --tokens "$mxtok" --numerics exact -o "$tmp/me.f32" 2>>"$tmp/err" && \
+  e=$(rel_err "$tmp/mi.f32" "$mx/ref_hf.f32") && awk -v e="$e" 'BEGIN{exit !(e <= 1e-1)}' && ! cmp -s "$tmp/mi.f32" "$tmp/me.f32" \
+  && ok "mlx4 --numerics int8 rel $e" || bad "mlx4 --numerics int8: $(cat "$tmp/err")"
+
 # a failed run leaves an existing output file untouched
 echo keep >"$tmp/keep.f32"
 "$gemma" logits -m "$dir" --tokens 1,999999 -o "$tmp/keep.f32" 2>/dev/null

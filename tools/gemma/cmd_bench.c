@@ -38,7 +38,7 @@ static const char *const help =
     "  -t, --threads N        worker threads (default: all CPUs)\n"
     "  --reps N               repetitions of prefill + decode; medians reported (default 3)\n"
     "  --image                also time one image through the vision tower (vision_ms)\n"
-    "  --numerics MODE        auto | exact | llamacpp\n"
+    "  --numerics MODE        auto | exact | llamacpp | int8\n"
     "  --no-machine           skip measuring the FMA peak and read bandwidth\n"
     "  --json                 one JSON line instead of the table\n";
 

@@ -24,7 +24,7 @@ static const char *const help =
     "  --ctx N              tokens per window; windows do not overlap (default 1024, at least 2)\n"
     "  --json               print the result as JSON\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
-    "  --numerics MODE      auto | exact | llamacpp, for both models (see 'gemma run --help')\n"
+    "  --numerics MODE      auto | exact | llamacpp | int8, for both models (see 'gemma run --help')\n"
     "\n"
     "Reports KL(A || B) per position (mean, percentiles, max), top-1 agreement, |logit A - logit B| (the\n"
     "largest over the vocabulary at each position: mean and max), and both models' perplexity on the\n"

@@ -36,7 +36,7 @@ static const char *const help =
     "  --json               print the summary as JSON\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
     "  --ctx N              context size (default 4096)\n"
-    "  --numerics MODE      auto | exact | llamacpp (see 'gemma run --help')\n"
+    "  --numerics MODE      auto | exact | llamacpp | int8 (see 'gemma run --help')\n"
     "\n"
     "Scoring: for each answer a in (yes, no, maybe), log P(a) = log(P(\"a\") + P(\"A\")), the probability of\n"
     "the continuation spelled in lower case or capitalised right after the prompt, each the product of its\n"

@@ -25,7 +25,7 @@ static const char *const help =
     "  --batch N            tokens per internal prefill step (default: K, the whole prefill)\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
     "  --ctx N              context size (default: number of tokens)\n"
-    "  --numerics MODE      auto | exact | llamacpp (see 'gemma run --help')\n"
+    "  --numerics MODE      auto | exact | llamacpp | int8 (see 'gemma run --help')\n"
     "  --image FILE         the image whose embeddings replace the next run of image tokens (262144) in\n"
     "                       the ids, one --image per run, in order (then the prompt goes in batches of K)\n"
     "  --mmproj FILE        llama.cpp's vision file for a GGUF text model\n";

@@ -27,7 +27,7 @@ static const char *const help =
     "  --stride S           a window starts every S tokens (default ctx/2; S = ctx: no overlap)\n"
     "  --json               print the result as JSON\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
-    "  --numerics MODE      auto | exact | llamacpp (see 'gemma run --help')\n";
+    "  --numerics MODE      auto | exact | llamacpp | int8 (see 'gemma run --help')\n";
 
 enum { ROWS_PER_STEP = 16 };
 

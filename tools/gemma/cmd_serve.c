@@ -39,7 +39,7 @@ static const char *const help =
     "  --timeout S           seconds a client may take to send a request or accept a write (default 30)\n"
     "  --max-body BYTES      largest request body (default 33554432; images come base64 inside it)\n"
     "  --max-images N        images per request (default 8)\n"
-    "  --numerics MODE       auto, exact or llamacpp (as in gemma run)\n"
+    "  --numerics MODE       auto, exact, llamacpp or int8 (as in gemma run)\n"
     "  -q, --quiet           no line per request on stderr\n";
 
 /* The id clients see: the last path component, without a trailing slash. */

@@ -101,7 +101,7 @@ const char *cli_model_or_default(const char *model_dir, const char *cmd) {
 int cli_parse_numerics(const char *v, const char *cmd, gemma_numerics *out) {
     int n = gemma_numerics_parse(v);
     if (n < 0) {
-        cli_usage_error(cmd, "bad --numerics '%s' (auto, exact or llamacpp)", v);
+        cli_usage_error(cmd, "bad --numerics '%s' (auto, exact, llamacpp or int8)", v);
         return 0;
     }
     *out = (gemma_numerics)n;
@@ -211,8 +211,9 @@ const char *const cli_gen_help =
     "  --hide-thinking       do not show the model's thought channels (default: on stderr, dimmed on a\n"
     "                        terminal; stdout gets the answer only); history never keeps them\n"
     "  --numerics MODE       auto (default: llamacpp for GGUF files, else exact), exact (f32 math on the\n"
-    "                        weights as stored, like transformers / mlx-lm) or llamacpp (GGUF only: llama.cpp's\n"
-    "                        rounding step for step, so greedy output equals llama.cpp's)\n";
+    "                        weights as stored, like transformers / mlx-lm), llamacpp (GGUF only: llama.cpp's\n"
+    "                        rounding step for step, so greedy output equals llama.cpp's) or int8 (MLX 4/8-bit\n"
+    "                        matrices take int8 inputs and integer dots: faster, about 1.4 % higher perplexity)\n";
 
 void cli_gen_defaults(cli_gen_opts *o) {
     memset(o, 0, sizeof *o);
