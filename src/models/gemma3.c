@@ -228,9 +228,9 @@ static const void *value_of(const void *t, int j) {
     return value_at(t, j, ((const attention_task *)t)->kv_dim);
 }
 
-/* Row `row` (Dh values from byte pointer p) as f32 for the lane kernels:
- * itself, or widened into the thread's scratch row (f16 and bf16 widen
- * exactly, so llama.cpp's bits survive an f16 cache). */
+/* A K or V row (Dh values at p) as f32 for the lane kernels: itself, or
+ * widened into the thread's scratch row (f16 and bf16 widen exactly, so
+ * llama.cpp's bits survive an f16 cache). */
 static inline const float *row_f32(const gemma_session *s, const uint8_t *p, float *scratch, int Dh) {
     if (s->kv.dtype == GM_DT_F32) return (const float *)(const void *)p;
     if (s->kv.dtype == GM_DT_F16)
