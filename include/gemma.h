@@ -152,15 +152,37 @@ GEMMA_API int gemma_numerics_parse(const char *name);
 
 typedef struct gemma_session gemma_session;
 
+/* How the KV cache stores keys and values.
+ *   F32   as computed: what every parity fixture checks.
+ *   F16   half the memory; keys and values rounded to nearest-even f16, the
+ *         step's own tokens too, so a token's result does not depend on the
+ *         batch it was evaluated in.  llama.cpp's default cache type.
+ *   BF16  half the memory, f32's range with 8 bits of mantissa.
+ *   AUTO  F16 for GEMMA_NUMERICS_LLAMACPP (llama.cpp rounds K/V to f16
+ *         anyway, so the logits are the same bits), F32 otherwise. */
+typedef enum {
+    GEMMA_KV_AUTO = 0,
+    GEMMA_KV_F32 = 1,
+    GEMMA_KV_F16 = 2,
+    GEMMA_KV_BF16 = 3
+} gemma_kv_type;
+
+/* "auto" / "f32" / "f16" / "bf16"; gemma_kv_type_parse returns -1 for other names. */
+GEMMA_API const char *gemma_kv_type_name(gemma_kv_type type);
+GEMMA_API int gemma_kv_type_parse(const char *name);
+
 typedef struct {
     int n_ctx;       /* max tokens in the session; 0 = min(model max, 4096) */
     int n_batch;     /* max tokens per internal prefill step; 0 = 512 */
     int n_threads;   /* worker threads; 0 = number of online CPUs */
     int n_rewind;    /* how far gemma_session_rewind may go back; 0 = 256 (-1 = none) */
     const gemma_allocator *allocator;  /* NULL = malloc */
+    gemma_kv_type kv_type;             /* 0 = AUTO */
 } gemma_session_options;
 
 GEMMA_API gemma_session_options gemma_session_default_options(void);
+/* The cache type a session stores (AUTO resolved at creation). */
+GEMMA_API gemma_kv_type gemma_session_kv_type(const gemma_session *session);
 /* Heap bytes a session with these options will allocate (KV cache + activations). */
 GEMMA_API uint64_t gemma_session_memory_bytes(const gemma_model *model, const gemma_session_options *opts);
 

@@ -390,6 +390,26 @@ static void avx512_axpy(float a, const float *x, float *y, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* axpy on f16 / bf16 rows (a half-precision KV cache's values): widen 16,
+ * fuse; the tail masked, so a head row of any width takes no scalar loop. */
+static inline __attribute__((always_inline)) void axpy_elems(float a, const uint8_t *x, int bf16, float *y, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = bf16 ? load_bf16x16(x + 2 * i) : load_f16x16(x + 2 * i);
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, v, _mm512_loadu_ps(y + i)));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        __m256i h = _mm256_maskz_loadu_epi16(m, x + 2 * i);
+        __m512 v = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)) : _mm512_cvtph_ps(h);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, v, _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static void avx512_axpy_f16(float a, const void *x, float *y, int n) { axpy_elems(a, x, 0, y, n); }
+static void avx512_axpy_bf16(float a, const void *x, float *y, int n) { axpy_elems(a, x, 1, y, n); }
+
 /* ------------------------------------------------- llama.cpp's lane sums */
 
 /* One zmm per 16-lane accumulator: the lanes are ggml's, so the bits are. */
@@ -836,6 +856,8 @@ const gm_kernels gm_kernels_avx512 = {
     .bf16_to_f32 = avx512_bf16_to_f32,
     .f16_to_f32 = avx512_f16_to_f32,
     .axpy = avx512_axpy,
+    .axpy_f16 = avx512_axpy_f16,
+    .axpy_bf16 = avx512_axpy_bf16,
     .dot_ggml = ggml_dot,
     .dequant_ggml = ggml_dequant,
     .quantize_q8 = gm_q8_quantize_row,

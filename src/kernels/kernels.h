@@ -64,6 +64,11 @@ typedef struct {
     void (*bf16_to_f32)(const void *in, float *out, int n);
     void (*f16_to_f32)(const void *in, float *out, int n);
     void (*axpy)(float a, const float *x, float *y, int n);   /* y += a*x */
+    /* y[i] += a * x[i] with x stored as f16 / bf16 (a half-precision KV
+     * cache's value rows, any byte alignment), widened exactly; fused or not,
+     * as axpy. */
+    void (*axpy_f16)(float a, const void *x, float *y, int n);
+    void (*axpy_bf16)(float a, const void *x, float *y, int n);
     /* GGUF block formats (quant/ggml_blocks.h type ids).  `w` is one row of n
      * values (n a multiple of the type's block size, the type supported by
      * gm_ggml_type_supported).  dot: sum_i w_i x_i with w_i exactly as

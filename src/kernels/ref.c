@@ -137,6 +137,14 @@ static void ref_axpy(float a, const float *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+static void ref_axpy_f16(float a, const void *x, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * gm_load_float(x, GM_DT_F16, (size_t)i);
+}
+
+static void ref_axpy_bf16(float a, const void *x, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * gm_load_float(x, GM_DT_BF16, (size_t)i);
+}
+
 /* ------------------------------------------------- llama.cpp's lane sums */
 
 static float ref_dot_lanes(const float *a, const float *b, int n, int groups) {
@@ -233,6 +241,8 @@ const gm_kernels gm_kernels_ref = {
     .bf16_to_f32 = ref_bf16_to_f32,
     .f16_to_f32 = ref_f16_to_f32,
     .axpy = ref_axpy,
+    .axpy_f16 = ref_axpy_f16,
+    .axpy_bf16 = ref_axpy_bf16,
     .dot_ggml = gm_ggml_dot_row,
     .dequant_ggml = gm_ref_dequant_ggml,
     .quantize_q8 = gm_q8_quantize_row,

@@ -201,19 +201,43 @@ typedef struct {
     int layer, n, pos0, kv_dim;
 } attention_task;
 
-/* Key/value of absolute position j: this step's buffers for j >= pos0, else the cache. */
-static inline const float *key_at(const attention_task *t, int j, int kv_dim) {
-    return j >= t->pos0 ? t->s->kn + (size_t)(j - t->pos0) * kv_dim : gm_kv_key(&t->s->kv, t->layer, j);
+/* Key/value row of absolute position j, of the cache's element type: this
+ * step's buffers for j >= pos0, else the cache.  With a half cache the step's
+ * rows are the half ones (s->kh / s->vh): a token attends to the same numbers
+ * whether its neighbours came in its batch or before it. */
+static inline const uint8_t *step_row(const gemma_session *s, const float *f32, const uint16_t *half, int i,
+                                      int kv_dim) {
+    size_t at = (size_t)i * (size_t)kv_dim;
+    return s->kv.elem == 2 ? (const uint8_t *)(half + at) : (const uint8_t *)(f32 + at);
 }
-static inline const float *value_at(const attention_task *t, int j, int kv_dim) {
-    return j >= t->pos0 ? t->s->vn + (size_t)(j - t->pos0) * kv_dim : gm_kv_value(&t->s->kv, t->layer, j);
+static inline const uint8_t *key_at(const attention_task *t, int j, int kv_dim) {
+    const gemma_session *s = t->s;
+    if (j < t->pos0) return gm_kv_key(&s->kv, t->layer, j);
+    return step_row(s, s->kn, s->kh, j - t->pos0, kv_dim);
+}
+static inline const uint8_t *value_at(const attention_task *t, int j, int kv_dim) {
+    const gemma_session *s = t->s;
+    if (j < t->pos0) return gm_kv_value(&s->kv, t->layer, j);
+    return step_row(s, s->vn, s->vh, j - t->pos0, kv_dim);
 }
 
-static const float *key_of(const void *t, int j) {
+static const void *key_of(const void *t, int j) {
     return key_at(t, j, ((const attention_task *)t)->kv_dim);
 }
-static const float *value_of(const void *t, int j) {
+static const void *value_of(const void *t, int j) {
     return value_at(t, j, ((const attention_task *)t)->kv_dim);
+}
+
+/* A K or V row (Dh values at p) as f32 for the lane kernels: itself, or
+ * widened into the thread's scratch row (f16 and bf16 widen exactly, so
+ * llama.cpp's bits survive an f16 cache). */
+static inline const float *row_f32(const gemma_session *s, const uint8_t *p, float *scratch, int Dh) {
+    if (s->kv.dtype == GM_DT_F32) return (const float *)(const void *)p;
+    if (s->kv.dtype == GM_DT_F16)
+        s->k->f16_to_f32(p, scratch, Dh);
+    else
+        s->k->bf16_to_f32(p, scratch, Dh);
+    return scratch;
 }
 
 /* The positions query i of this step sees: lo..hi.  Causal (and the window
@@ -249,7 +273,7 @@ static void attention_rows(void *arg, int thread, int n_threads) {
         visible(t, i, &lo, &hi);
         const float *q = s->q + (size_t)i * H * Dh + (size_t)h * Dh;
         float *out = s->att + (size_t)i * H * Dh + (size_t)h * Dh;
-        gm_attend_head(k, q, Dh, scale, lo, hi, key_of, value_of, t, (size_t)kvh * Dh, p, out);
+        gm_attend_head(k, s->kv.dtype, q, Dh, scale, lo, hi, key_of, value_of, t, (size_t)kvh * Dh, p, out);
     }
 }
 
@@ -272,7 +296,8 @@ static void attention_rows_ggml(void *arg, int thread, int n_threads) {
     float scale = (float)(1.0 / sqrt(c->query_pre_attn_scalar));
     float *p = s->scores + (size_t)thread * (size_t)s->n_ctx;    /* by absolute position */
     float *lanes = s->att_lanes + (size_t)thread * GM_ATT_LANE_ROWS * (size_t)Dh;
-    float *q16 = lanes + (size_t)64 * Dh;
+    float *q16 = lanes + (size_t)64 * Dh, *wide = lanes + (size_t)65 * Dh;
+    size_t elem = (size_t)s->kv.elem;
     int begin, end;
     gm_split_range(t->n * H, 1, thread, n_threads, &begin, &end);
 
@@ -284,7 +309,7 @@ static void attention_rows_ggml(void *arg, int thread, int n_threads) {
 
         float mx = -INFINITY;
         for (int j = lo; j <= hi; j++) {
-            p[j] = k->dot_lanes(key_at(t, j, kv_dim) + (size_t)kvh * Dh, q16, Dh, groups);
+            p[j] = k->dot_lanes(row_f32(s, key_at(t, j, kv_dim) + (size_t)kvh * Dh * elem, wide, Dh), q16, Dh, groups);
             if (p[j] > mx) mx = p[j];
         }
         double sum = 0.0;
@@ -300,7 +325,7 @@ static void attention_rows_ggml(void *arg, int thread, int n_threads) {
 
         memset(lanes, 0, (size_t)n_lanes * Dh * sizeof(float));
         for (int j = lo; j <= hi; j++)
-            k->fma_row(f16_round(p[j] * inv), value_at(t, j, kv_dim) + (size_t)kvh * Dh,
+            k->fma_row(f16_round(p[j] * inv), row_f32(s, value_at(t, j, kv_dim) + (size_t)kvh * Dh * elem, wide, Dh),
                        lanes + (size_t)(j & (n_lanes - 1)) * Dh, Dh);
         /* gm_lanes_reduce, for every output dimension at once */
 #define LANE(g, e) (lanes + (size_t)((g) * 16 + (e)) * Dh)
@@ -323,14 +348,17 @@ static void attention_rows_ggml(void *arg, int thread, int n_threads) {
     }
 }
 
-/* Append this step's keys/values to the cache (after attention used them). */
+/* Append this step's keys/values to the cache (after attention used them):
+ * rows of the cache's type, already rounded for a half cache. */
 static void commit_kv(gemma_session *s, int layer, int pos0, int n) {
     const gm_kv_layer *L = &s->kv.layers[layer];
-    int kv_dim = s->kv.kv_dim;
+    size_t row = (size_t)s->kv.kv_dim * (size_t)s->kv.elem;
+    const uint8_t *kn = s->kv.elem == 2 ? (const uint8_t *)s->kh : (const uint8_t *)s->kn;
+    const uint8_t *vn = s->kv.elem == 2 ? (const uint8_t *)s->vh : (const uint8_t *)s->vn;
     int first = pos0 + n - L->cap > pos0 ? pos0 + n - L->cap : pos0;
     for (int j = first; j < pos0 + n; j++) {
-        memcpy(gm_kv_key(&s->kv, layer, j), s->kn + (size_t)(j - pos0) * kv_dim, (size_t)kv_dim * sizeof(float));
-        memcpy(gm_kv_value(&s->kv, layer, j), s->vn + (size_t)(j - pos0) * kv_dim, (size_t)kv_dim * sizeof(float));
+        memcpy(gm_kv_key(&s->kv, layer, j), kn + (size_t)(j - pos0) * row, row);
+        memcpy(gm_kv_value(&s->kv, layer, j), vn + (size_t)(j - pos0) * row, row);
     }
 }
 
@@ -393,6 +421,10 @@ void gm_gemma3_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
                 s->kn[e] = f16_round(s->kn[e]);
                 s->vn[e] = f16_round(s->vn[e]);
             }
+        if (s->kv.elem == 2) {   /* a half cache: the step's rows as it will store them */
+            gm_kv_store(s->kv.dtype, s->kh, s->kn, (size_t)n * kv_dim);
+            gm_kv_store(s->kv.dtype, s->vh, s->vn, (size_t)n * kv_dim);
+        }
         attention_task at = {s, l, n, pos0, kv_dim};
         gm_pool_run(s->pool, ggml ? attention_rows_ggml : attention_rows, &at);
         commit_kv(s, l, pos0, n);

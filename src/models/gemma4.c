@@ -165,17 +165,19 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) 
 typedef struct {
     gemma_session *s;
     int layer, src, n, pos0, kv_dim;   /* src: the layer whose cache holds the past keys (the donor if shared) */
-    const float *kn, *vn;      /* this step's keys/values of src */
+    const uint8_t *kn, *vn;    /* this step's keys/values of src, rows of the cache's element type */
 } attention_task;
 
-/* Key/value of absolute position j: this step's buffers for j >= pos0, else src's cache. */
-static const float *key_at(const void *arg, int j) {
+/* Key/value row of absolute position j: this step's buffers for j >= pos0, else src's cache. */
+static const void *key_at(const void *arg, int j) {
     const attention_task *t = arg;
-    return j >= t->pos0 ? t->kn + (size_t)(j - t->pos0) * t->kv_dim : gm_kv_key(&t->s->kv, t->src, j);
+    if (j < t->pos0) return gm_kv_key(&t->s->kv, t->src, j);
+    return t->kn + (size_t)(j - t->pos0) * (size_t)t->kv_dim * (size_t)t->s->kv.elem;
 }
-static const float *value_at(const void *arg, int j) {
+static const void *value_at(const void *arg, int j) {
     const attention_task *t = arg;
-    return j >= t->pos0 ? t->vn + (size_t)(j - t->pos0) * t->kv_dim : gm_kv_value(&t->s->kv, t->src, j);
+    if (j < t->pos0) return gm_kv_value(&t->s->kv, t->src, j);
+    return t->vn + (size_t)(j - t->pos0) * (size_t)t->kv_dim * (size_t)t->s->kv.elem;
 }
 
 /* Causal; sliding layers see the last sliding_window positions including their own. */
@@ -196,19 +198,28 @@ static void attention_rows(void *arg, int thread, int n_threads) {
         if (lo < 0) lo = 0;
         const float *q = s->q + (size_t)i * H * Dh + (size_t)h * Dh;
         float *out = s->att + (size_t)i * H * Dh + (size_t)h * Dh;
-        gm_attend_head(k, q, Dh, 1.0f, lo, hi, key_at, value_at, t, (size_t)kvh * Dh, p, out);   /* scale 1 */
+        gm_attend_head(k, s->kv.dtype, q, Dh, 1.0f, lo, hi, key_at, value_at, t, (size_t)kvh * Dh, p,
+                       out);   /* scale 1 */
     }
 }
 
-/* Append a step's keys/values to layer l's cache (after every reader used the old entries). */
-static void commit_kv(gemma_session *s, int layer, const float *kn, const float *vn, int pos0, int n) {
+/* Append a step's keys/values (rows of the cache's type) to layer l's cache,
+ * after every reader used the old entries. */
+static void commit_kv(gemma_session *s, int layer, const uint8_t *kn, const uint8_t *vn, int pos0, int n) {
     const gm_kv_layer *L = &s->kv.layers[layer];
-    int kv_dim = L->kv_dim;
+    size_t row = (size_t)L->kv_dim * (size_t)s->kv.elem;
     int first = pos0 + n - L->cap > pos0 ? pos0 + n - L->cap : pos0;
     for (int j = first; j < pos0 + n; j++) {
-        memcpy(gm_kv_key(&s->kv, layer, j), kn + (size_t)(j - pos0) * kv_dim, (size_t)kv_dim * sizeof(float));
-        memcpy(gm_kv_value(&s->kv, layer, j), vn + (size_t)(j - pos0) * kv_dim, (size_t)kv_dim * sizeof(float));
+        memcpy(gm_kv_key(&s->kv, layer, j), kn + (size_t)(j - pos0) * row, row);
+        memcpy(gm_kv_value(&s->kv, layer, j), vn + (size_t)(j - pos0) * row, row);
     }
+}
+
+/* This step's key and value rows of a layer type as the cache stores them:
+ * the f32 buffers, or with a half cache their rounded copies (s->kh / s->vh,
+ * the same layout), which the step's own attention reads too. */
+static const uint8_t *step_rows(const gemma_session *s, const float *f32, const uint16_t *half, size_t off) {
+    return s->kv.elem == 2 ? (const uint8_t *)(half + off) : (const uint8_t *)(f32 + off);
 }
 
 /* ===================================================== per-layer inputs */
@@ -280,10 +291,16 @@ void gm_gemma4_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
                 rmsnorm(vh, vh, NULL, Dh, eps);
             }
         }
-        attention_task at = {s, l, lc->kv_source, n, pos0, kv_dim, kn, vn};
+        size_t off = (size_t)lc->sliding * type_stride;
+        const uint8_t *krows = step_rows(s, s->kn, s->kh, off), *vrows = step_rows(s, s->vn, s->vh, off);
+        if (own && s->kv.elem == 2) {
+            gm_kv_store(s->kv.dtype, s->kh + off, kn, (size_t)n * kv_dim);
+            gm_kv_store(s->kv.dtype, s->vh + off, vn, (size_t)n * kv_dim);
+        }
+        attention_task at = {s, l, lc->kv_source, n, pos0, kv_dim, krows, vrows};
         gm_pool_run(s->pool, attention_rows, &at);
         /* a donor's readers come later in this step and still need its old ring entries */
-        if (own && !L->donor) commit_kv(s, l, kn, vn, pos0, n);
+        if (own && !L->donor) commit_kv(s, l, krows, vrows, pos0, n);
         gm_matmul(s->pool, k, &L->o, s->att, n, s->xb, &s->mm);
         for (int i = 0; i < n; i++) {
             float *x = s->x + (size_t)i * D, *o = s->xb + (size_t)i * D;
@@ -324,7 +341,7 @@ void gm_gemma4_forward(gemma_session *s, const int32_t *tokens, int n, gemma_log
     for (int l = 0; l < c->n_layers; l++)
         if (m->layers[l].donor) {
             size_t off = (size_t)c->layers[l].sliding * type_stride;
-            commit_kv(s, l, s->kn + off, s->vn + off, pos0, n);
+            commit_kv(s, l, step_rows(s, s->kn, s->kh, off), step_rows(s, s->vn, s->vh, off), pos0, n);
         }
     s->pos += n;
 

@@ -3,6 +3,7 @@
 #ifndef GM_OPS_H
 #define GM_OPS_H
 
+#include "core/dtype.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -48,17 +49,38 @@ static inline void gm_geglu(const gm_kernels *k, float *gate, const float *up, s
 
 /* Keys and values live in two places (the cache ring for past positions, the
  * step's buffers for new ones), so the decoder passes accessors; they are
- * static functions of the caller and inline away. */
-typedef const float *(*gm_kv_at_fn)(const void *ctx, int j);
+ * static functions of the caller and inline away.  A row is of the cache's
+ * element type (f32, f16 or bf16: gm_kvcache.dtype). */
+typedef const void *(*gm_kv_at_fn)(const void *ctx, int j);
+
+/* q . key for a key row of type dt: f32 rows keep the activation dot (the
+ * parity fixtures' arithmetic), half rows widen as they go. */
+static inline float gm_dot_kv(const gm_kernels *k, gm_dtype dt, const float *q, const void *key, int n) {
+    if (dt == GM_DT_F16) return k->dot_f16(key, q, n);
+    if (dt == GM_DT_BF16) return k->dot_bf16(key, q, n);
+    return k->dot_f32(q, key, n);
+}
+
+/* out += a * value for a value row of type dt. */
+static inline void gm_axpy_kv(const gm_kernels *k, gm_dtype dt, float a, const void *value, float *out, int n) {
+    if (dt == GM_DT_F16)
+        k->axpy_f16(a, value, out, n);
+    else if (dt == GM_DT_BF16)
+        k->axpy_bf16(a, value, out, n);
+    else
+        k->axpy(a, value, out, n);
+}
 
 /* out[Dh] = sum_j softmax_j(q . key(j) * scale) value(j) over j = lo..hi;
- * p holds hi - lo + 1 scores.  Keys and values start `off` floats into their rows. */
-static inline void gm_attend_head(const gm_kernels *k, const float *q, int Dh, float scale, int lo, int hi,
-                                  gm_kv_at_fn key, gm_kv_at_fn value, const void *ctx, size_t off, float *p,
+ * p holds hi - lo + 1 scores.  Keys and values are rows of type dt and start
+ * `off` elements into their rows. */
+static inline void gm_attend_head(const gm_kernels *k, gm_dtype dt, const float *q, int Dh, float scale, int lo,
+                                  int hi, gm_kv_at_fn key, gm_kv_at_fn value, const void *ctx, size_t off, float *p,
                                   float *out) {
+    size_t boff = off * (size_t)gm_dtype_size(dt);
     float mx = -INFINITY;
     for (int j = lo; j <= hi; j++) {
-        float v = k->dot_f32(q, key(ctx, j) + off, Dh) * scale;
+        float v = gm_dot_kv(k, dt, q, (const uint8_t *)key(ctx, j) + boff, Dh) * scale;
         p[j - lo] = v;
         if (v > mx) mx = v;
     }
@@ -69,7 +91,7 @@ static inline void gm_attend_head(const gm_kernels *k, const float *q, int Dh, f
     }
     memset(out, 0, (size_t)Dh * sizeof(float));
     float inv = 1.0f / sum;
-    for (int j = lo; j <= hi; j++) k->axpy(p[j - lo] * inv, value(ctx, j) + off, out, Dh);
+    for (int j = lo; j <= hi; j++) gm_axpy_kv(k, dt, p[j - lo] * inv, (const uint8_t *)value(ctx, j) + boff, out, Dh);
 }
 
 #endif

@@ -7,9 +7,11 @@
 #include <string.h>
 
 gemma_status gm_kvcache_init(gm_kvcache *kv, int n_layers, const int *window_of, const int *kv_dim_of, int n_ctx,
-                             const gemma_allocator *a, gemma_error *err) {
+                             gm_dtype dtype, const gemma_allocator *a, gemma_error *err) {
     memset(kv, 0, sizeof *kv);
     kv->allocator = a;
+    kv->dtype = dtype;
+    kv->elem = gm_dtype_size(dtype);
     kv->n_layers = n_layers;
     kv->layers = calloc((size_t)n_layers, sizeof *kv->layers);
     if (!kv->layers) return gm_fail(err, GEMMA_ERR_NOMEM, "KV cache: out of memory");
@@ -19,7 +21,7 @@ gemma_status gm_kvcache_init(gm_kvcache *kv, int n_layers, const int *window_of,
         if (kv_dim == 0) continue;
         int cap = (window_of[l] > 0 && window_of[l] < n_ctx) ? window_of[l] : n_ctx;
         size_t bytes;
-        if (!gm_mul_size((size_t)cap * sizeof(float), (size_t)kv_dim, &bytes)) {
+        if (!gm_mul_size((size_t)cap * (size_t)kv->elem, (size_t)kv_dim, &bytes)) {
             gm_kvcache_free(kv);
             return gm_fail(err, GEMMA_ERR_NOMEM, "KV cache: size overflows");
         }

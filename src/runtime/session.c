@@ -34,10 +34,10 @@ typedef struct {
     size_t n;
 } buffer_spec;
 
-enum { N_BUFFERS = 20 };
+enum { N_BUFFERS = 22 };
 
 static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, int n_batch, int max_threads,
-                         buffer_spec *b) {
+                         gemma_kv_type kv_type, buffer_spec *b) {
     const gm_config *c = model->cfg;
     size_t nb = (size_t)n_batch;
     size_t D = (size_t)c->hidden_size, qdim = (size_t)c->n_heads * c->max_head_dim;
@@ -48,6 +48,7 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
     size_t ple = (size_t)c->n_layers * (size_t)c->ple_dim;
     size_t per_thread = gm_matmul_scratch_floats(model->max_cols);
     int ggml = model->numerics == GEMMA_NUMERICS_LLAMACPP, int8 = model->numerics == GEMMA_NUMERICS_INT8;
+    size_t half = kv_type == GEMMA_KV_F16 || kv_type == GEMMA_KV_BF16 ? (nb * kvdim + 1) / 2 : 0;
     buffer_spec t[N_BUFFERS] = {
         {&s->x, nb * D},       {&s->xb, nb * D},      {&s->q, nb * qdim},
         {&s->kn, nb * kvdim},  {&s->vn, nb * kvdim},  {&s->att, nb * qdim},
@@ -64,13 +65,14 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
         {&s->mm.x8, int8 ? gm_matmul_x8_floats(n_batch, model->max_cols) : 0},
         {&s->mm.x8d, int8 ? gm_matmul_x8_floats(n_batch, model->max_cols) : 0},
         {&s->ple_raw, (model->ple_rows.row_bytes + sizeof(float) - 1) / sizeof(float)},
+        {&s->kh_buf, half},    {&s->vh_buf, half},
     };
     memcpy(b, t, sizeof t);
 }
 
 static gemma_status alloc_buffers(gemma_session *s, int max_threads, gemma_error *err) {
     buffer_spec bufs[N_BUFFERS];
-    buffer_table(s, s->model, s->n_ctx, s->n_batch, max_threads, bufs);
+    buffer_table(s, s->model, s->n_ctx, s->n_batch, max_threads, s->kv_type, bufs);
     size_t per_thread = gm_matmul_scratch_floats(s->model->max_cols);
     for (size_t i = 0; i < N_BUFFERS; i++) {
         size_t bytes;
@@ -104,6 +106,11 @@ static gemma_status resolve_options(const gemma_model *model, const gemma_sessio
     if (o->n_rewind < -1) return gm_fail(err, GEMMA_ERR_ARG, "session option n_rewind %d out of range", o->n_rewind);
     if (o->n_rewind == 0) o->n_rewind = DEFAULT_REWIND;
     if (o->n_rewind < 0) o->n_rewind = 0;
+    if ((unsigned)o->kv_type > GEMMA_KV_BF16)
+        return gm_fail(err, GEMMA_ERR_ARG, "session option kv_type %d out of range", (int)o->kv_type);
+    /* llama.cpp's numerics round K and V to f16 anyway: storing them so changes no bit */
+    if (o->kv_type == GEMMA_KV_AUTO)
+        o->kv_type = model->numerics == GEMMA_NUMERICS_LLAMACPP ? GEMMA_KV_F16 : GEMMA_KV_F32;
     /* room for set_threads to double the pool later */
     *max_threads = MAX_THREADS < o->n_threads * 2 ? MAX_THREADS : o->n_threads * 2;
     return GEMMA_OK;
@@ -130,11 +137,11 @@ uint64_t gemma_session_memory_bytes(const gemma_model *model, const gemma_sessio
         uint64_t kv_dim = (uint64_t)c->n_kv_heads * (uint64_t)c->layers[l].head_dim;
         int ring = c->sliding_window + o.n_rewind;
         int cap = c->layers[l].sliding && ring < o.n_ctx ? ring : o.n_ctx;
-        total += 2 * (uint64_t)cap * kv_dim * sizeof(float);
+        total += 2 * (uint64_t)cap * kv_dim * (uint64_t)gm_dtype_size(gm_kv_dtype(o.kv_type));
     }
     gemma_session dummy;
     buffer_spec bufs[N_BUFFERS];
-    buffer_table(&dummy, model, o.n_ctx, o.n_batch, max_threads, bufs);
+    buffer_table(&dummy, model, o.n_ctx, o.n_batch, max_threads, o.kv_type, bufs);
     for (size_t i = 0; i < N_BUFFERS; i++) total += bufs[i].n * sizeof(float);
     return total;
 }
@@ -158,13 +165,15 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_option
     s->n_ctx = o.n_ctx;
     s->n_batch = o.n_batch;
     s->n_rewind = o.n_rewind;
+    s->kv_type = o.kv_type;
     s->allocator = o.allocator ? *o.allocator : model->allocator;
 
     int *window_of = calloc(2 * (size_t)c->n_layers, sizeof(int));
     st = window_of ? GEMMA_OK : gm_fail(err, GEMMA_ERR_NOMEM, "out of memory");
     if (!st) {
         kv_windows(c, o.n_rewind, window_of, window_of + c->n_layers);
-        st = gm_kvcache_init(&s->kv, c->n_layers, window_of, window_of + c->n_layers, s->n_ctx, &s->allocator, err);
+        st = gm_kvcache_init(&s->kv, c->n_layers, window_of, window_of + c->n_layers, s->n_ctx,
+                             gm_kv_dtype(s->kv_type), &s->allocator, err);
     }
     free(window_of);
     if (!st) st = alloc_buffers(s, max_threads, err);
@@ -187,7 +196,7 @@ void gemma_session_free(gemma_session *s) {
     gm_pool_free(s->pool);
     gm_kvcache_free(&s->kv);
     buffer_spec bufs[N_BUFFERS];
-    buffer_table(s, s->model, s->n_ctx, s->n_batch, 1, bufs);
+    buffer_table(s, s->model, s->n_ctx, s->n_batch, 1, s->kv_type, bufs);
     for (size_t i = 0; i < N_BUFFERS; i++) gm_free(&s->allocator, *bufs[i].p);
     free(s->mm.per_thread);
     if (s->vision.mem) gm_vision_scratch_free(&s->vision);
@@ -323,6 +332,20 @@ gemma_status gemma_session_encode_images(gemma_session *s, const float *pixels, 
     }
     return gm_vision_encode(v, s->pool, s->k, pixels, n_images, out, &s->vision, err);
 }
+
+static const char *const kv_type_names[] = {"auto", "f32", "f16", "bf16"};
+
+const char *gemma_kv_type_name(gemma_kv_type t) {
+    return (unsigned)t < sizeof kv_type_names / sizeof kv_type_names[0] ? kv_type_names[t] : "?";
+}
+
+int gemma_kv_type_parse(const char *name) {
+    for (size_t i = 0; name && i < sizeof kv_type_names / sizeof kv_type_names[0]; i++)
+        if (strcmp(name, kv_type_names[i]) == 0) return (int)i;
+    return -1;
+}
+
+gemma_kv_type gemma_session_kv_type(const gemma_session *s) { return s ? s->kv_type : GEMMA_KV_AUTO; }
 
 int gemma_session_position(const gemma_session *s) { return s ? s->pos : 0; }
 int gemma_session_context_size(const gemma_session *s) { return s ? s->n_ctx : 0; }

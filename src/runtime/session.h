@@ -9,7 +9,7 @@
 #include "models/model.h"
 #include "runtime/kvcache.h"
 
-#define GM_ATT_LANE_ROWS 65
+#define GM_ATT_LANE_ROWS 66
 
 struct gemma_session {
     gemma_model *model;
@@ -19,12 +19,17 @@ struct gemma_session {
     gm_kvcache kv;
     int n_ctx, n_batch, pos;
     int n_rewind;    /* tokens the sliding rings can go back (0 if they cannot) */
+    gemma_kv_type kv_type;   /* resolved: F32, F16 or BF16 (s->kv.dtype) */
 
     /* activations for up to n_batch tokens */
     float *x;        /* [n_batch, hidden] residual stream */
     float *xb;       /* [n_batch, hidden] normed input / sublayer output */
     float *q;        /* [n_batch, n_heads * head_dim] */
     float *kn, *vn;  /* [n_batch, kv_dim] this step's keys and values (Gemma 4: [2][n_batch, kv_dim], by layer type) */
+    /* A half-precision cache: kn / vn as the cache stores them (f16 / bf16 bits, same layout), which
+     * attention reads for this step's own positions; allocated through the float buffer table. */
+    union { float *kh_buf; uint16_t *kh; };
+    union { float *vh_buf; uint16_t *vh; };
     float *att;      /* [n_batch, n_heads * head_dim] */
     float *gate, *up;/* [n_batch, intermediate] */
     float *ple;      /* Gemma 4: [n_batch, n_layers * ple_dim] this step's per-layer inputs */
@@ -32,7 +37,7 @@ struct gemma_session {
     float *ple_raw;  /* Gemma 4: one stored row of the per-layer table (bytes, read with pread) */
     float *scores;   /* [n_threads, n_ctx] attention weights */
     float *att_lanes;/* LLAMACPP: [n_threads, GM_ATT_LANE_ROWS, head_dim] the V product's 64 lane
-                        accumulators and the f16-rounded query */
+                        accumulators, the f16-rounded query and one K or V row widened from a half cache */
     /* this step's images (gemma_session_eval_mm), read by the forward pass */
     const float *step_embeds;  /* [image tokens of the step, hidden] replacing their embeddings */
     int step_mm;               /* 1: att_first/att_last hold this step's image runs */

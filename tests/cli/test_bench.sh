@@ -39,6 +39,18 @@ stamp=$(stat -c %Y "$tmp/s270m/model.safetensors")
 "$gemma" bench -m "$fixtures/mm/e2e-f32-hub" --prompt 4 --gen 1 --reps 1 --image --no-machine --json >"$tmp/d.json" 2>"$tmp/err" &&
   grep -q '"vision_ms": [0-9]' "$tmp/d.json" && ok "vision_ms" || bad "vision: $(cat "$tmp/err" "$tmp/d.json")"
 
+# --kv-type: in the JSON line and the table, and the session takes less memory with a half cache
+"$gemma" bench -m "$fixtures/gemma3/text-f32-hub" --prompt 6 --gen 3 --reps 1 -t 2 --ctx 512 --no-machine --json --kv-type f16 \
+  >"$tmp/k16.json" 2>"$tmp/err" && "$gemma" bench -m "$fixtures/gemma3/text-f32-hub" --prompt 6 --gen 3 --reps 1 -t 2 \
+  --ctx 512 --no-machine --json >"$tmp/k32.json" 2>>"$tmp/err" && grep -q '"kv_type": "f16"' "$tmp/k16.json" &&
+  grep -q '"kv_type": "f32"' "$tmp/k32.json" &&
+  awk -v a="$(sed 's/.*"kv_bytes": \([0-9]*\).*/\1/' "$tmp/k16.json")" -v b="$(sed 's/.*"kv_bytes": \([0-9]*\).*/\1/' "$tmp/k32.json")" \
+    'BEGIN{exit !(a > 0 && a < b)}' && ok "bench --kv-type f16: kv_type in the JSON, smaller kv_bytes" \
+  || bad "bench kv-type: $(cat "$tmp/err" "$tmp/k16.json" "$tmp/k32.json")"
+"$gemma" bench -m "$fixtures/gemma3/text-f32-hub" --prompt 4 --gen 1 --reps 1 -t 2 --no-machine --kv-type bf16 >"$tmp/kt.txt" 2>&1 &&
+  grep -q "^model .*bf16 KV cache" "$tmp/kt.txt" && ok "bench table names the KV type" || bad "bench table: $(cat "$tmp/kt.txt")"
+expect_fail "bad kv-type" 2 "bad --kv-type" -- "$gemma" bench --synthetic gemma3-1b --kv-type f8
+
 mkdir -p "$tmp/mine"; echo keep >"$tmp/mine/notes.txt"
 expect_fail "foreign --synthetic-dir refused" 1 "is not a synthetic" -- "$gemma" bench --synthetic gemma3-270m --synthetic-dir "$tmp/mine" --no-machine
 [ "$(cat "$tmp/mine/notes.txt")" = keep ] && [ "$(ls "$tmp/mine")" = notes.txt ] && ok "foreign dir untouched" || bad "foreign dir changed"

@@ -62,6 +62,30 @@ mxtok=$(tokens_of "$mx")
   e=$(rel_err "$tmp/mi.f32" "$mx/ref_hf.f32") && awk -v e="$e" 'BEGIN{exit !(e <= 1e-1)}' && ! cmp -s "$tmp/mi.f32" "$tmp/me.f32" \
   && ok "mlx4 --numerics int8 rel $e" || bad "mlx4 --numerics int8: $(cat "$tmp/err")"
 
+# --kv-type: every command that makes a session takes it; unknown names are usage errors (one line, exit 2)
+for cmd in logits run chat bench serve "eval pubmedqa" perplexity compare info; do
+  expect_fail "$cmd --kv-type name" 2 "bad --kv-type 'q4'" -- "$gemma" $cmd -m "$dir" --kv-type q4
+done
+expect_fail "kv-type value missing" 2 "needs a value" -- "$gemma" run -m "$dir" --kv-type
+# f16 / bf16 caches stay close to the reference; f32 gives the f32 default's bits
+"$gemma" logits -m "$dir" --tokens "$tokens" -t 2 --kv-type f32 -o "$tmp/k32.f32" 2>"$tmp/err" &&
+  "$gemma" logits -m "$dir" --tokens "$tokens" -t 2 -o "$tmp/kdef.f32" 2>>"$tmp/err" &&
+  cmp -s "$tmp/k32.f32" "$tmp/kdef.f32" && ok "--kv-type f32 = the default (exact numerics)" || bad "kv f32: $(cat "$tmp/err")"
+for kv in f16 bf16; do
+  if "$gemma" logits -m "$dir" --tokens "$tokens" -t 2 --kv-type $kv -o "$tmp/k.f32" 2>"$tmp/err"; then
+    e=$(rel_err "$tmp/k.f32" "$dir/ref_hf.f32")
+    if ! cmp -s "$tmp/k.f32" "$tmp/k32.f32" && awk -v e="$e" 'BEGIN{exit !(e <= 2e-2)}'; then ok "--kv-type $kv rel $e"
+    else bad "--kv-type $kv rel $e"; fi
+  else bad "--kv-type $kv: $(cat "$tmp/err")"; fi
+done
+# llama.cpp numerics: the f16 cache is its default, and an f32 one gives the same bytes
+"$gemma" logits -m "$gg/model.gguf" --tokens "$ggtok" --kv-type f32 -o "$tmp/gk.f32" 2>"$tmp/err" &&
+  cmp -s "$tmp/gk.f32" "$gg/ref_llamacpp_batch.f32" && ok "gguf --kv-type f32 = llama.cpp's logits too" \
+  || bad "gguf --kv-type f32: $(cat "$tmp/err")"
+"$gemma" info -m "$dir" --kv-type f16 >"$tmp/info16" 2>&1 && "$gemma" info -m "$dir" --kv-type f32 >"$tmp/info32" 2>&1 &&
+  m16=$(sed -n 's/^memory: *\([0-9.]*\) MB.*/\1/p' "$tmp/info16") && m32=$(sed -n 's/^memory: *\([0-9.]*\) MB.*/\1/p' "$tmp/info32") &&
+  awk -v a="$m16" -v b="$m32" 'BEGIN{exit !(a < b)}' && ok "info: f16 session $m16 MB < f32 $m32 MB" || bad "info kv: $(cat "$tmp/info16" "$tmp/info32")"
+
 # a failed run leaves an existing output file untouched
 echo keep >"$tmp/keep.f32"
 "$gemma" logits -m "$dir" --tokens 1,999999 -o "$tmp/keep.f32" 2>/dev/null

@@ -60,6 +60,32 @@ static void check_table(const gm_kernels *k) {
         k->axpy(0.37f, a, y0, n);
         gm_kernels_ref.axpy(0.37f, a, y1, n);
         for (int i = 0; i < n; i++) assert_true(fabsf(y0[i] - y1[i]) <= 1e-6f);
+        /* the half-precision KV cache's value rows: f16 and bf16, at any byte offset */
+        for (int shift = 0; shift < 4; shift++) {
+            uint8_t *w = raw + shift;
+            for (int half = 0; half < 2; half++) {
+                for (int i = 0; i < n; i++) {
+                    uint16_t h = half ? gm_f32_to_bf16(a[i]) : gm_f32_to_f16(a[i]);
+                    memcpy(w + 2 * i, &h, 2);
+                }
+                memcpy(y0, x, (size_t)n * 4);
+                memcpy(y1, x, (size_t)n * 4);
+                if (half) {
+                    k->axpy_bf16(-0.73f, w, y0, n);
+                    gm_kernels_ref.axpy_bf16(-0.73f, w, y1, n);
+                } else {
+                    k->axpy_f16(-0.73f, w, y0, n);
+                    gm_kernels_ref.axpy_f16(-0.73f, w, y1, n);
+                }
+                for (int i = 0; i < n; i++) {
+                    /* and the reference is the definition: x widened exactly */
+                    float want = x[i] - 0.73f * (half ? gm_bf16_round(a[i]) : gm_f16_to_f32(gm_f32_to_f16(a[i])));
+                    if (fabsf(y0[i] - y1[i]) > 1e-6f || fabsf(y1[i] - want) > 1e-6f)
+                        fail_msg("%s axpy_%s n=%d shift %d [%d]: %.9g vs scalar %.9g (want %.9g)", k->name,
+                                 half ? "bf16" : "f16", n, shift, i, y0[i], y1[i], want);
+                }
+            }
+        }
     }
     /* every f16 bit pattern widens exactly like the scalar reference */
     static uint16_t all[65536];

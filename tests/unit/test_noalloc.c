@@ -24,7 +24,8 @@ void *__wrap_realloc(void *p, size_t n) { allocations++; return __real_realloc(p
 
 /* A session on the model; a prefill of n_prompt tokens, then 40 single
  * tokens: none of it may allocate. */
-static void eval_without_allocating(const char *path, gemma_numerics numerics, int n_batch, int n_prompt) {
+static void eval_without_allocating(const char *path, gemma_numerics numerics, gemma_kv_type kv_type, int n_batch,
+                                    int n_prompt) {
     gemma_error err;
     gemma_model *m;
     gemma_model_options mo = {.numerics = numerics};
@@ -35,6 +36,7 @@ static void eval_without_allocating(const char *path, gemma_numerics numerics, i
     o.n_ctx = 64;
     o.n_batch = n_batch;
     o.n_threads = 2;
+    o.kv_type = kv_type;
     assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
     assert_true(n_prompt <= 16 && gemma_model_vocab_size(m) <= 512);
     static float logits[16 * 512];
@@ -55,7 +57,8 @@ static void test_eval_does_not_allocate(void **state) {
     tu_model_build(&tm);
     const char *dir = tu_dir("noalloc");
     tu_model_write(&tm, dir, NULL);
-    eval_without_allocating(dir, GEMMA_NUMERICS_AUTO, 8, 8);
+    /* and with a half-precision KV cache: its step rows are session buffers too */
+    for (int kv = GEMMA_KV_AUTO; kv <= GEMMA_KV_BF16; kv++) eval_without_allocating(dir, GEMMA_NUMERICS_AUTO, kv, 8, 8);
     tu_model_free(&tm);
 }
 
@@ -64,8 +67,10 @@ static void test_eval_does_not_allocate(void **state) {
  * prefill takes the many-rows paths, then single tokens). */
 static void test_gguf_eval_does_not_allocate(void **state) {
     (void)state;
-    eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_EXACT, 16, 12);
-    eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_LLAMACPP, 16, 12);
+    eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_EXACT, 0, 16, 12);
+    /* llama.cpp numerics: the f16 cache (AUTO) widens rows into the thread's lane scratch */
+    for (int kv = GEMMA_KV_AUTO; kv <= GEMMA_KV_BF16; kv++)
+        eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_LLAMACPP, kv, 16, 12);
 }
 
 /* Gemma 4: per-layer inputs, KV-shared layers and the donors' late commits
@@ -76,7 +81,8 @@ static void test_gemma4_eval_does_not_allocate(void **state) {
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/gemma4/%s", GEMMA_FIXTURES_DIR, names[i]);
-        eval_without_allocating(path, GEMMA_NUMERICS_EXACT, 16, 12);
+        eval_without_allocating(path, GEMMA_NUMERICS_EXACT, GEMMA_KV_AUTO, 16, 12);
+        eval_without_allocating(path, GEMMA_NUMERICS_EXACT, GEMMA_KV_F16, 16, 12);
     }
 }
 
@@ -105,13 +111,17 @@ static void test_gemma4_memory_estimate(void **state) {
     o.n_ctx = 64;
     o.n_threads = 2;
     o.allocator = &a;
-    uint64_t estimate = gemma_session_memory_bytes(m, &o);
-    counted = 0;
-    gemma_session *s;
-    assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
-    if (counted < estimate || counted > estimate + 64 * 64)
-        fail_msg("allocated %zu bytes, estimated %llu", counted, (unsigned long long)estimate);
-    gemma_session_free(s);
+    for (int kv = GEMMA_KV_AUTO; kv <= GEMMA_KV_BF16; kv++) {   /* a half cache too */
+        o.kv_type = kv;
+        uint64_t estimate = gemma_session_memory_bytes(m, &o);
+        counted = 0;
+        gemma_session *s;
+        assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
+        if (counted < estimate || counted > estimate + 64 * 64)
+            fail_msg("kv %s: allocated %zu bytes, estimated %llu", gemma_kv_type_name(kv), counted,
+                     (unsigned long long)estimate);
+        gemma_session_free(s);
+    }
     gemma_model_free(m);
 }
 

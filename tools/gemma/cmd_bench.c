@@ -39,6 +39,7 @@ static const char *const help =
     "  --reps N               repetitions of prefill + decode; medians reported (default 3)\n"
     "  --image                also time one image through the vision tower (vision_ms)\n"
     "  --numerics MODE        auto | exact | llamacpp | int8\n"
+    "  --kv-type TYPE         KV cache storage: auto (f16 with llamacpp numerics, else f32) | f32 | f16 | bf16\n"
     "  --no-machine           skip measuring the FMA peak and read bandwidth\n"
     "  --json                 one JSON line instead of the table\n";
 
@@ -48,6 +49,7 @@ typedef struct {
     long prompt, gen, ctx, threads, reps;
     int image, json, machine;
     gemma_numerics numerics;
+    gemma_kv_type kv_type;
 } bench_opts;
 
 typedef struct {
@@ -270,18 +272,18 @@ static int run_vision(gemma_model *m, gemma_session *s, bench_result *r) {
 
 /* ---------------------------------------------------------------- output */
 
-static void print_json(const bench_opts *o, gemma_model *m, const bench_arch *a, const bench_result *r,
-                       const machine_limits *ml) {
+static void print_json(const bench_opts *o, gemma_model *m, gemma_session *s, const bench_arch *a,
+                       const bench_result *r, const machine_limits *ml) {
     uint64_t tb = gemma_model_token_bytes(m);
     double roof = ml->read_gbs > 0 && tb ? ml->read_gbs * 1e9 / (double)tb : 0;
-    printf("{\"model\": \"%s\", \"arch\": \"%s\", \"quant\": \"%s\", \"numerics\": \"%s\", \"isa\": \"%s\", "
+    printf("{\"model\": \"%s\", \"arch\": \"%s\", \"quant\": \"%s\", \"numerics\": \"%s\", \"kv_type\": \"%s\", \"isa\": \"%s\", "
            "\"threads\": %d, \"prompt\": %ld, \"gen\": %ld, \"ctx\": %d, \"reps\": %ld, "
            "\"prefill_tok_s\": %.2f, \"prefill_tok_s_min\": %.2f, \"prefill_tok_s_max\": %.2f, "
            "\"decode_tok_s\": %.2f, \"decode_tok_s_min\": %.2f, \"decode_tok_s_max\": %.2f, "
            "\"ttft_ms\": %.2f, \"load_ms\": %.2f, \"session_ms\": %.2f, ",
            o->synthetic ? "synthetic" : o->model, a ? a->name : gemma_model_arch(m),
            o->synthetic ? synth_quant_name(o->quant) : "file", gemma_numerics_name(gemma_model_numerics(m)),
-           gemma_cpu_isa(), r->threads, o->prompt, o->gen, (int)o->ctx, o->reps, r->prefill_tok_s.median,
+           gemma_kv_type_name(gemma_session_kv_type(s)), gemma_cpu_isa(), r->threads, o->prompt, o->gen, (int)o->ctx, o->reps, r->prefill_tok_s.median,
            r->prefill_tok_s.min, r->prefill_tok_s.max, r->decode_tok_s.median, r->decode_tok_s.min,
            r->decode_tok_s.max, r->ttft_ms.median, r->load_ms, r->session_ms);
     if (o->image) {
@@ -299,12 +301,12 @@ static void print_json(const bench_opts *o, gemma_model *m, const bench_arch *a,
            ml->fma_gflops, ml->read_gbs, roof, roof > 0 ? r->decode_tok_s.median / roof : 0);
 }
 
-static void print_table(const bench_opts *o, gemma_model *m, const bench_arch *a, const bench_result *r,
-                        const machine_limits *ml) {
+static void print_table(const bench_opts *o, gemma_model *m, gemma_session *s, const bench_arch *a,
+                        const bench_result *r, const machine_limits *ml) {
     uint64_t tb = gemma_model_token_bytes(m);
-    printf("model      %s%s%s, %s numerics, kernels %s, %d threads\n", a ? a->name : o->model,
+    printf("model      %s%s%s, %s numerics, %s KV cache, kernels %s, %d threads\n", a ? a->name : o->model,
            a ? " synthetic " : "", a ? synth_quant_name(o->quant) : "", gemma_numerics_name(gemma_model_numerics(m)),
-           gemma_cpu_isa(), r->threads);
+           gemma_kv_type_name(gemma_session_kv_type(s)), gemma_cpu_isa(), r->threads);
     if (a && r->synth_bytes) printf("synthetic  %.2f GB written in %.1f s\n", (double)r->synth_bytes / 1e9, r->synth_s);
     if (a && !r->synth_bytes) printf("synthetic  reused %s\n", o->synthetic_dir);
     printf("weights    %.1f MB mapped, %.1f MB read per decoded token\n", gemma_model_weight_bytes(m) / 1e6,
@@ -347,13 +349,15 @@ static int parse(int argc, char **argv, bench_opts *o) {
         else if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--no-machine")) o->machine = 0;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--synthetic") || !strcmp(a, "--quant") ||
-                 !strcmp(a, "--synthetic-dir") || !strcmp(a, "--numerics")) {
+                 !strcmp(a, "--synthetic-dir") || !strcmp(a, "--numerics") || !strcmp(a, "--kv-type")) {
             if (!(v = cli_value(argc, argv, &i, "bench"))) return CLI_USAGE;
             if (a[1] == 'm' || !strcmp(a, "--model")) o->model = v;
             else if (!strcmp(a, "--synthetic")) o->synthetic = v;
             else if (!strcmp(a, "--synthetic-dir")) o->synthetic_dir = v;
             else if (!strcmp(a, "--numerics")) {
                 if (!cli_parse_numerics(v, "bench", &o->numerics)) return CLI_USAGE;
+            } else if (!strcmp(a, "--kv-type")) {
+                if (!cli_parse_kv_type(v, "bench", &o->kv_type)) return CLI_USAGE;
             } else if (!synth_quant_parse(v, &o->quant))
                 return cli_usage_error("bench", "--quant must be mlx4, mlx8 or bf16, not '%s'", v);
         } else {
@@ -373,7 +377,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    bench_opts o = {NULL, NULL, NULL, SYNTH_MLX4, 512, 64, 0, 0, 3, 0, 0, 1, GEMMA_NUMERICS_AUTO};
+    bench_opts o = {NULL, NULL, NULL, SYNTH_MLX4, 512, 64, 0, 0, 3, 0, 0, 1, GEMMA_NUMERICS_AUTO, GEMMA_KV_AUTO};
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_OK : rc;
     const bench_arch *arch = NULL;
@@ -394,6 +398,7 @@ int cmd_bench(int argc, char **argv) {
     gemma_session_options so = gemma_session_default_options();
     so.n_ctx = (int)o.ctx;
     so.n_threads = (int)o.threads;
+    so.kv_type = o.kv_type;
     machine_limits ml = {0, 0};
     if (o.machine && measure_machine(o.threads ? (int)o.threads : gm_cpu_count(), &ml))
         fprintf(stderr, "gemma: warning: could not measure the machine's limits\n");
@@ -424,9 +429,9 @@ int cmd_bench(int argc, char **argv) {
         r.rss_file_kb = proc_status_kb("RssFile:");
         r.rss_shmem_kb = proc_status_kb("RssShmem:");
         if (o.json)
-            print_json(&o, m, arch, &r, &ml);
+            print_json(&o, m, s, arch, &r, &ml);
         else
-            print_table(&o, m, arch, &r, &ml);
+            print_table(&o, m, s, arch, &r, &ml);
     }
     gemma_session_free(s);
     gemma_model_free(m);

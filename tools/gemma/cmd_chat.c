@@ -238,6 +238,7 @@ int cmd_chat(int argc, char **argv) {
     gemma_session_options so = gemma_session_default_options();
     so.n_ctx = go.n_ctx;
     so.n_threads = go.n_threads;
+    so.kv_type = go.kv_type;
     if (!c || gemma_session_create(a.model, &so, &s, &err) != GEMMA_OK ||
         gemma_sampler_create(&go.sp, gemma_model_vocab_size(a.model), &smp, &err) != GEMMA_OK) {
         cli_error("%s", c ? err.message : "out of memory");

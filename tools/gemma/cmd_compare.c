@@ -25,6 +25,7 @@ static const char *const help =
     "  --json               print the result as JSON\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
     "  --numerics MODE      auto | exact | llamacpp | int8, for both models (see 'gemma run --help')\n"
+    "  --kv-type TYPE       auto | f32 | f16 | bf16, for both models (see 'gemma run --help')\n"
     "\n"
     "Reports KL(A || B) per position (mean, percentiles, max), top-1 agreement, |logit A - logit B| (the\n"
     "largest over the vocabulary at each position: mean and max), and both models' perplexity on the\n"
@@ -160,6 +161,7 @@ int cmd_compare(int argc, char **argv) {
     gemma_session_options so = gemma_session_default_options();
     so.n_threads = (int)f.threads;
     so.n_ctx = (int)ctx;
+    so.kv_type = f.kv_type;
     if (gemma_session_create(a.model, &so, &sa, &err) != GEMMA_OK || gemma_session_create(b.model, &so, &sb, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;

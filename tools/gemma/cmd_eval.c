@@ -37,6 +37,7 @@ static const char *const help =
     "  -t, --threads N      worker threads (default: all CPUs)\n"
     "  --ctx N              context size (default 4096)\n"
     "  --numerics MODE      auto | exact | llamacpp | int8 (see 'gemma run --help')\n"
+    "  --kv-type TYPE       auto | f32 | f16 | bf16: KV cache storage (see 'gemma run --help')\n"
     "\n"
     "Scoring: for each answer a in (yes, no, maybe), log P(a) = log(P(\"a\") + P(\"A\")), the probability of\n"
     "the continuation spelled in lower case or capitalised right after the prompt, each the product of its\n"
@@ -444,7 +445,7 @@ typedef struct {
     const char *model, *data_dir, *out_path;
     int test_split, resume, force, generate, max_new;
     long limit;
-    cli_eval_flags f;   /* --ctx, --json, -t, --numerics (-f is not taken) */
+    cli_eval_flags f;   /* --ctx, --json, -t, --numerics, --kv-type (-f is not taken) */
 } eval_opts;
 
 static int eval_item(gemma_session *s, const cli_assets *a, const answer_set *as, const eval_opts *o,
@@ -587,6 +588,7 @@ int cmd_eval(int argc, char **argv) {
     gemma_session_options so = gemma_session_default_options();
     so.n_threads = (int)o.f.threads;
     so.n_ctx = (int)o.f.ctx;
+    so.kv_type = o.f.kv_type;
     gemma_error err;
     if (gemma_session_create(a.model, &so, &s, &err) != GEMMA_OK) {
         cli_error("%s", err.message);

@@ -27,12 +27,14 @@ static int tokenizer_is_stand_in(const char *dir) {
 int cmd_info(int argc, char **argv) {
     const char *model_dir = NULL;
     long ctx = 0;
+    gemma_kv_type kv_type = GEMMA_KV_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            puts("usage: gemma info [-m MODEL] [--ctx N]\n\n"
-                 "  -m MODEL  model directory or .gguf file (default: as for gemma run)\n"
-                 "  --ctx N   context size for the memory estimate (default 4096)");
+            puts("usage: gemma info [-m MODEL] [--ctx N] [--kv-type TYPE]\n\n"
+                 "  -m MODEL        model directory or .gguf file (default: as for gemma run)\n"
+                 "  --ctx N         context size for the memory estimate (default 4096)\n"
+                 "  --kv-type TYPE  KV cache type for the estimate: auto | f32 | f16 | bf16 (default auto)");
             return CLI_OK;
         }
         if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
@@ -40,6 +42,9 @@ int cmd_info(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--ctx")) {
             if (!(v = cli_value(argc, argv, &i, "info"))) return CLI_USAGE;
             if (!cli_parse_int(v, 1, 1 << 30, &ctx)) return cli_usage_error("info", "bad --ctx '%s'", v);
+        } else if (!strcmp(argv[i], "--kv-type")) {
+            if (!(v = cli_value(argc, argv, &i, "info"))) return CLI_USAGE;
+            if (!cli_parse_kv_type(v, "info", &kv_type)) return CLI_USAGE;
         } else {
             return cli_usage_error("info", "unknown option '%s'", argv[i]);
         }
@@ -65,9 +70,11 @@ int cmd_info(int argc, char **argv) {
         printf("sampling:    greedy\n");
     gemma_session_options so = gemma_session_default_options();
     so.n_ctx = (int)ctx;
+    so.kv_type = kv_type;
     uint64_t sess = gemma_session_memory_bytes(m, &so);
-    printf("memory:      %.1f MB for a session of %ld tokens (KV cache + activations) + %.1f MB of weights\n",
+    printf("memory:      %.1f MB for a session of %ld tokens (KV cache %s + activations) + %.1f MB of weights\n",
            (double)sess / 1e6, ctx ? ctx : (long)(gemma_model_max_context(m) < 4096 ? gemma_model_max_context(m) : 4096),
+           gemma_kv_type_name(kv_type),
            (double)gemma_model_weight_bytes(m) / 1e6);
     gemma_tokenizer *tok;
     if (gemma_tokenizer_load(model_dir, &tok, &err) == GEMMA_OK) {

@@ -26,6 +26,7 @@ static const char *const help =
     "  -t, --threads N      worker threads (default: all CPUs)\n"
     "  --ctx N              context size (default: number of tokens)\n"
     "  --numerics MODE      auto | exact | llamacpp | int8 (see 'gemma run --help')\n"
+    "  --kv-type TYPE       auto | f32 | f16 | bf16: KV cache storage (see 'gemma run --help')\n"
     "  --image FILE         the image whose embeddings replace the next run of image tokens (262144) in\n"
     "                       the ids, one --image per run, in order (then the prompt goes in batches of K)\n"
     "  --mmproj FILE        llama.cpp's vision file for a GGUF text model\n";
@@ -48,6 +49,7 @@ int cmd_logits(int argc, char **argv) {
     long prefill = -1, threads = 0, ctx = 0, batch = 0;
     int last_only = 0;
     gemma_numerics numerics = GEMMA_NUMERICS_AUTO;
+    gemma_kv_type kv_type = GEMMA_KV_AUTO;
     const char *images[CLI_MAX_IMAGES], *mmproj = NULL;
     int n_images = 0;
     for (int i = 1; i < argc; i++) {
@@ -78,6 +80,9 @@ int cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "--numerics")) {
             if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
             if (!cli_parse_numerics(v, "logits", &numerics)) return CLI_USAGE;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = cli_value(argc, argv, &i, "logits"))) return CLI_USAGE;
+            if (!cli_parse_kv_type(v, "logits", &kv_type)) return CLI_USAGE;
         } else if (!strcmp(a, "--last")) {
             last_only = 1;
         } else if (!strcmp(a, "--batch")) {
@@ -120,6 +125,7 @@ int cmd_logits(int argc, char **argv) {
     gemma_session_options so = gemma_session_default_options();
     so.n_threads = (int)threads;
     so.n_ctx = ctx ? (int)ctx : (int)n;
+    so.kv_type = kv_type;
     so.n_batch = batch ? (int)batch : k > 0 ? (int)k : 1;
     if (gemma_session_create(model, &so, &session, &err) != GEMMA_OK) {
         cli_error("%s", err.message);

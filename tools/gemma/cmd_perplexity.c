@@ -27,7 +27,8 @@ static const char *const help =
     "  --stride S           a window starts every S tokens (default ctx/2; S = ctx: no overlap)\n"
     "  --json               print the result as JSON\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n"
-    "  --numerics MODE      auto | exact | llamacpp | int8 (see 'gemma run --help')\n";
+    "  --numerics MODE      auto | exact | llamacpp | int8 (see 'gemma run --help')\n"
+    "  --kv-type TYPE       auto | f32 | f16 | bf16: KV cache storage (see 'gemma run --help')\n";
 
 enum { ROWS_PER_STEP = 16 };
 
@@ -102,6 +103,7 @@ int cmd_perplexity(int argc, char **argv) {
     gemma_session_options so = gemma_session_default_options();
     so.n_threads = (int)f.threads;
     so.n_ctx = (int)ctx;
+    so.kv_type = f.kv_type;
     if (gemma_session_create(a.model, &so, &s, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;

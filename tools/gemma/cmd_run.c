@@ -104,6 +104,7 @@ int cmd_run(int argc, char **argv) {
     gemma_session_options so = gemma_session_default_options();
     so.n_ctx = go.n_ctx;
     so.n_threads = go.n_threads;
+    so.kv_type = go.kv_type;
     if (gemma_session_create(a.model, &so, &s, &err) != GEMMA_OK) {
         cli_error("%s", err.message);
         goto done;

@@ -40,6 +40,7 @@ static const char *const help =
     "  --max-body BYTES      largest request body (default 33554432; images come base64 inside it)\n"
     "  --max-images N        images per request (default 8)\n"
     "  --numerics MODE       auto, exact, llamacpp or int8 (as in gemma run)\n"
+    CLI_KV_TYPE_HELP
     "  -q, --quiet           no line per request on stderr\n";
 
 /* The id clients see: the last path component, without a trailing slash. */
@@ -93,6 +94,9 @@ static int parse_serve_flag(int argc, char **argv, int *i, srv_engine_options *e
     } else if (!strcmp(a, "--numerics")) {
         VALUE();
         if (!cli_parse_numerics(v, "serve", numerics)) return -1;
+    } else if (!strcmp(a, "--kv-type")) {
+        VALUE();
+        if (!cli_parse_kv_type(v, "serve", &eo->kv_type)) return -1;
     } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
         ho->quiet = 1;
     } else {

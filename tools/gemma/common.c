@@ -108,6 +108,16 @@ int cli_parse_numerics(const char *v, const char *cmd, gemma_numerics *out) {
     return 1;
 }
 
+int cli_parse_kv_type(const char *v, const char *cmd, gemma_kv_type *out) {
+    int t = gemma_kv_type_parse(v);
+    if (t < 0) {
+        cli_usage_error(cmd, "bad --kv-type '%s' (auto, f32, f16 or bf16)", v);
+        return 0;
+    }
+    *out = (gemma_kv_type)t;
+    return 1;
+}
+
 int cli_load_assets(const char *model_dir, gemma_numerics numerics, cli_assets *a, int need_chat) {
     return cli_load_assets_mm(model_dir, numerics, NULL, a, need_chat);
 }
@@ -213,7 +223,8 @@ const char *const cli_gen_help =
     "  --numerics MODE       auto (default: llamacpp for GGUF files, else exact), exact (f32 math on the\n"
     "                        weights as stored, like transformers / mlx-lm), llamacpp (GGUF only: llama.cpp's\n"
     "                        rounding step for step, so greedy output equals llama.cpp's) or int8 (MLX 4/8-bit\n"
-    "                        matrices take int8 inputs and integer dots: faster, about 1.4 % higher perplexity)\n";
+    "                        matrices take int8 inputs and integer dots: faster, about 1.4 % higher perplexity)\n"
+    CLI_KV_TYPE_HELP;
 
 void cli_gen_defaults(cli_gen_opts *o) {
     memset(o, 0, sizeof *o);
@@ -323,6 +334,9 @@ int cli_parse_gen_flag(int argc, char **argv, int *i, const char *cmd, cli_gen_o
     } else if (!strcmp(a, "--numerics")) {
         VALUE();
         if (!cli_parse_numerics(v, cmd, &o->numerics)) return -1;
+    } else if (!strcmp(a, "--kv-type")) {
+        VALUE();
+        if (!cli_parse_kv_type(v, cmd, &o->kv_type)) return -1;
     } else if (!strcmp(a, "--force-reply")) {
         VALUE();
         free(o->forced);

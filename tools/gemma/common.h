@@ -33,6 +33,12 @@ int cli_load_assets_mm(const char *model_dir, gemma_numerics numerics, const cha
 #define CLI_MAX_IMAGES 16
 /* --numerics NAME -> *out; 0 (usage error printed) for an unknown name. */
 int cli_parse_numerics(const char *v, const char *cmd, gemma_numerics *out);
+/* --kv-type NAME -> *out, the same way. */
+int cli_parse_kv_type(const char *v, const char *cmd, gemma_kv_type *out);
+/* The --kv-type line of the help texts. */
+#define CLI_KV_TYPE_HELP \
+    "  --kv-type TYPE        KV cache storage: auto (default: f16 with llamacpp numerics, else f32), f32,\n" \
+    "                        f16 or bf16 (half the cache memory; keys and values rounded)\n"
 void cli_free_assets(cli_assets *a);
 
 /* Sampling and generation flags shared by run and chat. */
@@ -45,6 +51,7 @@ typedef struct {
     int n_stops;
     int n_ctx, n_threads;
     gemma_numerics numerics;  /* --numerics (0 = auto) */
+    gemma_kv_type kv_type;    /* --kv-type (0 = auto) */
     const float *image_embeds;/* rows for the prompt's image tokens (gemma_session_eval_mm), or NULL */
     size_t n_image_embeds;
     const volatile sig_atomic_t *cancel;   /* generation stops when *cancel becomes non-zero (NULL: never) */

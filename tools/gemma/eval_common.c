@@ -17,13 +17,15 @@ int cli_parse_eval_flag(int argc, char **argv, int *i, const char *cmd, cli_eval
     }
     int is_file = !strcmp(a, "-f") || !strcmp(a, "--file"), is_ctx = !strcmp(a, "--ctx");
     int is_threads = !strcmp(a, "-t") || !strcmp(a, "--threads"), is_numerics = !strcmp(a, "--numerics");
-    if (!is_file && !is_ctx && !is_threads && !is_numerics) return 0;
+    int is_kv = !strcmp(a, "--kv-type");
+    if (!is_file && !is_ctx && !is_threads && !is_numerics && !is_kv) return 0;
     if (!(v = cli_value(argc, argv, i, cmd))) return -1;
     if (is_file) f->file = v;
     if (is_ctx && !cli_parse_int(v, -(1L << 30), 1L << 30, &f->ctx)) return cli_usage_error(cmd, "bad --ctx '%s'", v), -1;
     if (is_threads && !cli_parse_int(v, 1, 256, &f->threads))
         return cli_usage_error(cmd, "bad --threads '%s'", v), -1;
     if (is_numerics && !cli_parse_numerics(v, cmd, &f->numerics)) return -1;
+    if (is_kv && !cli_parse_kv_type(v, cmd, &f->kv_type)) return -1;
     return 1;
 }
 

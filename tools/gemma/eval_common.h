@@ -11,12 +11,13 @@
 
 #include "gemma.h"
 
-/* The flags eval, perplexity and compare share: -f/--file, --ctx, --json, -t/--threads, --numerics. */
+/* The flags eval, perplexity and compare share: -f/--file, --ctx, --json, -t/--threads, --numerics, --kv-type. */
 typedef struct {
     const char *file;
     long ctx, threads;   /* ctx as given (the command checks its range) */
     int json;
     gemma_numerics numerics;
+    gemma_kv_type kv_type;
 } cli_eval_flags;
 /* As cli_parse_gen_flag: 1 if argv[*i] was one of them (consumed with its
  * value), 0 if not, -1 on a bad value (usage error printed). */

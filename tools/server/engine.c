@@ -48,6 +48,7 @@ srv_engine *srv_engine_create(gemma_model *model, const gemma_tokenizer *tok, co
     gemma_session_options so = gemma_session_default_options();
     so.n_ctx = opts->n_ctx;
     so.n_threads = threads;
+    so.kv_type = opts->kv_type;
     for (int i = 0; i < e->n_slots; i++)
         if (gemma_session_create(model, &so, &e->slots[i].session, err) != GEMMA_OK) {
             srv_engine_free(e);

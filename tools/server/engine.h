@@ -18,6 +18,7 @@ typedef struct srv_engine srv_engine;
 typedef struct {
     int n_slots;      /* sessions (--parallel) */
     int n_ctx;        /* tokens per session (0: the library default) */
+    gemma_kv_type kv_type;   /* the sessions' KV cache type (0: auto) */
     int n_threads;    /* compute threads per session (0: CPUs / n_slots) */
     int queue_max;    /* requests that may wait for a slot */
 } srv_engine_options;
