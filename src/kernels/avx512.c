@@ -260,6 +260,7 @@ static void avx512_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float 
  * table hands the call to the AVX2 kernel. */
 #define Q8_INLINE static inline __attribute__((always_inline, target("avx512vnni")))
 
+
 /* The 16 lanes' weight scales for the chunk starting at group g: `per`
  * scales (mask m) spread by idx over the lanes. */
 Q8_INLINE __m512 q8_chunk_scales(const uint8_t *s, int sdt, size_t g, __mmask16 m, __m512i idx) {
@@ -357,7 +358,9 @@ __attribute__((target("avx512vnni"))) static void q8_matmul_vnni(const gm_mlx_ro
                                                                   const int8_t *xq, const float *dxv,
                                                                   const float *xsum, float *y, size_t ldy) {
     for (int r = r0; r < r1;) {
-        int nr = r1 - r >= MV_ROWS ? MV_ROWS : 1, t = 0;
+        /* decode: rows of 2 KB and more stream better one at a time (measured on
+         * Zen 4: 6912 columns 27 vs 22 GB/s; 1152 columns 21 vs 33 GB/s the other way) */
+        int nr = r1 - r >= MV_ROWS && (w->row_bytes < 2048 || n_tokens > 1) ? MV_ROWS : 1, t = 0;
         float *yr = y + (r - r0);
         if (nr == MV_ROWS) {
             for (; t + 2 <= n_tokens; t += 2) q8_rows_pass(w, r, MV_ROWS, t, 2, t == 0, xq, dxv, xsum, yr, ldy);
