@@ -159,7 +159,8 @@ typedef struct gemma_session gemma_session;
  *         batch it was evaluated in.  llama.cpp's default cache type.
  *   BF16  half the memory, f32's range with 8 bits of mantissa.
  *   AUTO  F16 for GEMMA_NUMERICS_LLAMACPP (llama.cpp rounds K/V to f16
- *         anyway, so the logits are the same bits), F32 otherwise. */
+ *         anyway, so the logits are the same bits) and GEMMA_NUMERICS_INT8
+ *         (the speed and memory option), F32 otherwise. */
 typedef enum {
     GEMMA_KV_AUTO = 0,
     GEMMA_KV_F32 = 1,

@@ -108,9 +108,12 @@ static gemma_status resolve_options(const gemma_model *model, const gemma_sessio
     if (o->n_rewind < 0) o->n_rewind = 0;
     if ((unsigned)o->kv_type > GEMMA_KV_BF16)
         return gm_fail(err, GEMMA_ERR_ARG, "session option kv_type %d out of range", (int)o->kv_type);
-    /* llama.cpp's numerics round K and V to f16 anyway: storing them so changes no bit */
+    /* llama.cpp's numerics round K and V to f16 anyway: storing them so changes no bit;
+     * int8 numerics already trade digits for speed and memory */
     if (o->kv_type == GEMMA_KV_AUTO)
-        o->kv_type = model->numerics == GEMMA_NUMERICS_LLAMACPP ? GEMMA_KV_F16 : GEMMA_KV_F32;
+        o->kv_type = model->numerics == GEMMA_NUMERICS_LLAMACPP || model->numerics == GEMMA_NUMERICS_INT8
+                         ? GEMMA_KV_F16
+                         : GEMMA_KV_F32;
     /* room for set_threads to double the pool later */
     *max_threads = MAX_THREADS < o->n_threads * 2 ? MAX_THREADS : o->n_threads * 2;
     return GEMMA_OK;

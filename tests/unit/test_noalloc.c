@@ -73,6 +73,14 @@ static void test_gguf_eval_does_not_allocate(void **state) {
         eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf", GEMMA_NUMERICS_LLAMACPP, kv, 16, 12);
 }
 
+/* int8 numerics: the quantized input rows and their scales are session
+ * buffers (decode and the multi-token prefill path). */
+static void test_int8_eval_does_not_allocate(void **state) {
+    (void)state;
+    eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/mlx4-g64-convert", GEMMA_NUMERICS_INT8, GEMMA_KV_AUTO, 16, 12);
+    eval_without_allocating(GEMMA_FIXTURES_DIR "/gemma3/mlx8-g32-vlm", GEMMA_NUMERICS_INT8, GEMMA_KV_F32, 16, 12);
+}
+
 /* Gemma 4: per-layer inputs, KV-shared layers and the donors' late commits
  * use session buffers too (f32, bf16 and MLX 4-bit tables). */
 static void test_gemma4_eval_does_not_allocate(void **state) {
@@ -129,6 +137,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_eval_does_not_allocate),
                                        cmocka_unit_test(test_gguf_eval_does_not_allocate),
                                        cmocka_unit_test(test_gemma4_eval_does_not_allocate),
+        cmocka_unit_test(test_int8_eval_does_not_allocate),
                                        cmocka_unit_test(test_gemma4_memory_estimate)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,7 +39,8 @@ static const char *const help =
     "  --reps N               repetitions of prefill + decode; medians reported (default 3)\n"
     "  --image                also time one image through the vision tower (vision_ms)\n"
     "  --numerics MODE        auto | exact | llamacpp | int8\n"
-    "  --kv-type TYPE         KV cache storage: auto (f16 with llamacpp numerics, else f32) | f32 | f16 | bf16\n"
+    "  --kv-type TYPE         KV cache storage: auto (f16 with llamacpp or int8 numerics, else f32) |\n"
+    "                         f32 | f16 | bf16\n"
     "  --no-machine           skip measuring the FMA peak and read bandwidth\n"
     "  --json                 one JSON line instead of the table\n";
 

@@ -37,8 +37,8 @@ int cli_parse_numerics(const char *v, const char *cmd, gemma_numerics *out);
 int cli_parse_kv_type(const char *v, const char *cmd, gemma_kv_type *out);
 /* The --kv-type line of the help texts. */
 #define CLI_KV_TYPE_HELP \
-    "  --kv-type TYPE        KV cache storage: auto (default: f16 with llamacpp numerics, else f32), f32,\n" \
-    "                        f16 or bf16 (half the cache memory; keys and values rounded)\n"
+    "  --kv-type TYPE        KV cache storage: auto (default: f16 with llamacpp or int8 numerics, else\n" \
+    "                        f32), f32, f16 or bf16 (half the cache memory; keys and values rounded)\n"
 void cli_free_assets(cli_assets *a);
 
 /* Sampling and generation flags shared by run and chat. */
