@@ -3,7 +3,12 @@
  * __builtin_cpu_supports accepts, and AVX state must be enabled by the OS. */
 #include "core/cpu.h"
 
+#include <stdlib.h>
 #include <unistd.h>
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -31,6 +36,13 @@ gm_cpu_features gm_cpu_detect(void) {
     f.avx512 = f.avx2_fma_f16c && os_avx512 && avx512f && avx512dq && avx512bw && avx512vl;
 #elif defined(__aarch64__)
     f.neon = 1;
+#if defined(__linux__)
+    f.neon_dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+    f.neon_dotprod = 1;   /* every Apple arm64 core (A11 on) */
+#endif
+    const char *off = getenv("GEMMA_NEON_NODOT");
+    if (off && *off && *off != '0') f.neon_dotprod = 0;
 #endif
     return f;
 }

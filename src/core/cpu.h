@@ -6,6 +6,7 @@ typedef struct {
     int avx2_fma_f16c;
     int avx512;      /* F + BW + VL + DQ */
     int neon;
+    int neon_dotprod;   /* SDOT/UDOT (ARMv8.2 dot product); GEMMA_NEON_NODOT=1 turns it off (tests) */
 } gm_cpu_features;
 
 gm_cpu_features gm_cpu_detect(void);

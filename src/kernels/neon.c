@@ -5,7 +5,10 @@
 #include "kernels/kernels.h"
 #include "kernels/mlx_rows.h"
 
+#include "core/cpu.h"
+
 #include <arm_neon.h>
+#include <pthread.h>
 #include <math.h>
 #include <string.h>
 
@@ -215,26 +218,37 @@ static void neon_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *x
     for (; r < r1; r++) mlx_rows_pass(w, r, 1, xp, xsum, y + (r - r0));
 }
 
-/* Int8 inputs (kernels.h matmul_mlx_q8) with base ARMv8 instructions: 16
- * weight bytes (four int32 lanes of the contract) at a time, byte products
- * by vmull/vmlal into int16, then pairwise widened twice into the lanes; an
- * 8-bit level is split into nibbles, the high one weighted by 16. */
-static inline int32x4_t q8_lane_sums(int8x16_t w, int8x16_t x, int8x16_t w2, int8x16_t x2) {
+/* Int8 inputs (kernels.h matmul_mlx_q8): 16 weight bytes (four int32 lanes
+ * of the contract) at a time.  With the ARMv8.2 dot product (every phone
+ * core since 2018, Apple since A11) SDOT forms the lanes directly; base
+ * ARMv8 forms byte products by vmull/vmlal into int16 and widens them
+ * pairwise twice.  An 8-bit level is split into nibbles (SDOT and vmull
+ * are signed), the high one weighted by 16. */
+typedef int32x4_t (*q8_lanes_fn)(int8x16_t w, int8x16_t x, int8x16_t w2, int8x16_t x2);
+
+static inline int32x4_t q8_lanes_base(int8x16_t w, int8x16_t x, int8x16_t w2, int8x16_t x2) {
     int16x8_t a = vmlal_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), vget_low_s8(w2), vget_low_s8(x2));
     int16x8_t b = vmlal_s8(vmull_s8(vget_high_s8(w), vget_high_s8(x)), vget_high_s8(w2), vget_high_s8(x2));
     return vpaddq_s32(vpaddlq_s16(a), vpaddlq_s16(b));
 }
 
-static inline int32x4_t q8_piece(const uint8_t *p, const int8_t *x, int four) {
+__attribute__((target("arch=armv8.2-a+dotprod"))) static inline int32x4_t q8_lanes_dot(int8x16_t w, int8x16_t x, int8x16_t w2,
+                                                                       int8x16_t x2) {
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w, x), w2, x2);
+}
+
+static inline __attribute__((always_inline)) int32x4_t q8_piece(const uint8_t *p, const int8_t *x, int four,
+                                                                q8_lanes_fn lanes) {
     uint8x16_t b = vld1q_u8(p);
     int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(b, vdupq_n_u8(15))), hi = vreinterpretq_s8_u8(vshrq_n_u8(b, 4));
     int8x16_t xe = vld1q_s8(x), zero = vdupq_n_s8(0);
-    if (four) return q8_lane_sums(lo, xe, hi, vld1q_s8(x + 64));
-    return vaddq_s32(q8_lane_sums(lo, xe, zero, zero), vshlq_n_s32(q8_lane_sums(hi, xe, zero, zero), 4));
+    if (four) return lanes(lo, xe, hi, vld1q_s8(x + 64));
+    return vaddq_s32(lanes(lo, xe, zero, zero), vshlq_n_s32(lanes(hi, xe, zero, zero), 4));
 }
 
-static void neon_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq, const float *dxv,
-                               const float *xsum, float *y, size_t ldy) {
+static inline __attribute__((always_inline)) void q8_matmul(const gm_mlx_rows *w, int r0, int r1, int n_tokens,
+                                                            const int8_t *xq, const float *dxv, const float *xsum,
+                                                            float *y, size_t ldy, q8_lanes_fn lanes_fn) {
     const int four = w->bits == 4, chunk = four ? 128 : 64, gs = w->group_size, groups = w->cols / gs;
     const size_t dstride = gm_mlx_q8_dxv_floats(w->cols);
     for (int r = r0; r < r1; r++) {
@@ -249,7 +263,7 @@ static void neon_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_token
                     int first = k + (four ? 2 * o : o);   /* the piece's first value: its 4 lanes share a group */
                     float s = gm_load_float(w->scales, (gm_dtype)w->sdtype, g0 + (size_t)(first / gs));
                     float32x4_t sd = vmulq_n_f32(vld1q_f32(dt + (size_t)c * 16 + (size_t)(o / 4)), s);
-                    int32x4_t lanes = q8_piece(p + (size_t)c * 64 + (size_t)o, xt + k + o, four);
+                    int32x4_t lanes = q8_piece(p + (size_t)c * 64 + (size_t)o, xt + k + o, four, lanes_fn);
                     total = vfmaq_f32(total, vcvtq_f32_s32(lanes), sd);
                 }
             float bias = 0.0f;
@@ -257,6 +271,25 @@ static void neon_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_token
             y[(size_t)t * ldy + (size_t)(r - r0)] = vaddvq_f32(total) + bias;
         }
     }
+}
+
+__attribute__((target("arch=armv8.2-a+dotprod"))) static void q8_matmul_dot(const gm_mlx_rows *w, int r0, int r1, int n_tokens,
+                                                             const int8_t *xq, const float *dxv, const float *xsum,
+                                                             float *y, size_t ldy) {
+    q8_matmul(w, r0, r1, n_tokens, xq, dxv, xsum, y, ldy, q8_lanes_dot);
+}
+
+static int has_dotprod;
+static pthread_once_t dotprod_once = PTHREAD_ONCE_INIT;
+static void detect_dotprod(void) { has_dotprod = gm_cpu_detect().neon_dotprod; }
+
+static void neon_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq, const float *dxv,
+                               const float *xsum, float *y, size_t ldy) {
+    pthread_once(&dotprod_once, detect_dotprod);
+    if (has_dotprod)
+        q8_matmul_dot(w, r0, r1, n_tokens, xq, dxv, xsum, y, ldy);
+    else
+        q8_matmul(w, r0, r1, n_tokens, xq, dxv, xsum, y, ldy, q8_lanes_base);
 }
 
 /* ------------------------------------------------------------ conversions */
