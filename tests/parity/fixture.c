@@ -134,3 +134,14 @@ logit_cmp compare_logits(const float *got, const float *ref, int n, int vocab, d
     c.rel = c.max_abs_ref > 0 ? c.max_abs_diff / c.max_abs_ref : c.max_abs_diff;
     return c;
 }
+
+const gm_kernels *fixture_kernels(const char *name) {
+    const char *only = getenv("GEMMA_PARITY_ISAS");
+    const gm_kernels *k = gm_kernels_by_name(name);
+    return k && !(only && *only && !strstr(only, name)) ? k : NULL;
+}
+
+int fixture_threads(int dflt) {
+    const char *t = getenv("GEMMA_PARITY_THREADS");
+    return t && atoi(t) > 0 ? atoi(t) : dflt;
+}

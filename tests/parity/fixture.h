@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
+
 typedef struct {
     char name[128];
     char dir[1024];
@@ -36,5 +38,12 @@ typedef struct {
 /* Compare [n, vocab] logits; top-1 is checked where the reference's top-2
  * margin exceeds `clear_margin`. */
 logit_cmp compare_logits(const float *got, const float *ref, int n, int vocab, double clear_margin);
+
+/* The kernel table `name` ("scalar", "avx2", "avx512", "neon") if this CPU
+ * runs it and GEMMA_PARITY_ISAS (a list, for slow emulators: "neon") does not
+ * leave it out, else NULL. */
+const gm_kernels *fixture_kernels(const char *name);
+/* GEMMA_PARITY_THREADS if set, else dflt (qemu-user hangs in pthread_create: 1 there). */
+int fixture_threads(int dflt);
 
 #endif

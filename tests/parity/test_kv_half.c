@@ -33,10 +33,9 @@ static void run(gemma_model *m, const fixture *f, const gm_kernels *k, gemma_kv_
     gemma_error err;
     gemma_session *s;
     gemma_session_options o = gemma_session_default_options();
-    const char *tenv = getenv("GEMMA_PARITY_THREADS");   /* qemu-user: one thread */
     o.n_ctx = f->n_tokens;
     o.n_batch = n_batch;
-    o.n_threads = tenv && atoi(tenv) > 0 ? atoi(tenv) : 2;
+    o.n_threads = fixture_threads(2);
     o.kv_type = kv;
     if (gemma_session_create(m, &o, &s, &err) != GEMMA_OK) fail_msg("session: %s", err.message);
     s->k = k;   /* test hook: force this kernel table */
@@ -61,11 +60,7 @@ static double max_diff(const float *a, const float *b, size_t n) {
 
 static const char *const isas[] = {"scalar", "avx2", "avx512", "neon"};
 
-static const gm_kernels *isa(size_t i) {
-    const char *only = getenv("GEMMA_PARITY_ISAS");
-    const gm_kernels *k = gm_kernels_by_name(isas[i]);
-    return k && !(only && *only && !strstr(only, isas[i])) ? k : NULL;
-}
+static const gm_kernels *isa(size_t i) { return fixture_kernels(isas[i]); }
 
 /* Tolerances against the f32 cache, as a fraction of max|logit|.  Rounding
  * K and V costs up to 2^-12 (f16) / 2^-9 (bf16) relative per element; the
@@ -169,7 +164,7 @@ static void test_llamacpp_f16_is_lossless(void **state) {
     if (gemma_model_load(f.dir, &mo, &m, &err) != GEMMA_OK) fail_msg("load %s: %s", f.dir, err.message);
     gemma_session *s;
     gemma_session_options o = gemma_session_default_options();
-    o.n_threads = 1;   /* qemu-user: no pthread_create */
+    o.n_threads = fixture_threads(1);
     assert_int_equal(gemma_session_create(m, &o, &s, &err), GEMMA_OK);
     assert_int_equal(gemma_session_kv_type(s), GEMMA_KV_F16);   /* AUTO in llamacpp numerics */
     gemma_session_free(s);

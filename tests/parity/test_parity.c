@@ -95,15 +95,8 @@ static const char *const all_isas[] = {"scalar", "avx2", "avx512", "neon"};
 
 /* The kernel tables to run: those this CPU has, narrowed by GEMMA_PARITY_ISAS
  * ("neon" for slow emulators); threads 1..GEMMA_PARITY_THREADS (default 2). */
-static const gm_kernels *parity_isa(size_t i) {
-    const char *only = getenv("GEMMA_PARITY_ISAS");
-    const gm_kernels *k = gm_kernels_by_name(all_isas[i]);
-    return k && !(only && *only && !strstr(only, all_isas[i])) ? k : NULL;
-}
-static int parity_max_threads(void) {
-    const char *tenv = getenv("GEMMA_PARITY_THREADS");
-    return tenv && atoi(tenv) > 0 ? atoi(tenv) : 2;
-}
+static const gm_kernels *parity_isa(size_t i) { return fixture_kernels(all_isas[i]); }
+static int parity_max_threads(void) { return fixture_threads(2); }
 
 static void test_fixture(void **state) {
     const char *name = *state;
