@@ -80,7 +80,7 @@ void gm_mlx_quantize_x8(const float *x, int n, int bits, int8_t *xq, float *dxv)
             for (int i = 0; i < block; i++) {
                 int k = b * block + i;
                 /* round to nearest even (|v * id| <= 127): adding and taking away 1.5 * 2^23 */
-                float r = (v[i] * id + 0x1.8p23f) - 0x1.8p23f;
+                float r = finite ? (v[i] * id + 0x1.8p23f) - 0x1.8p23f : 0.0f;
                 int8_t q = (int8_t)(int)r;
                 if (bits == 4)
                     out[(k & 1) * 64 + k / 2] = q;
