@@ -27,7 +27,8 @@ check_json() { # name file
 
 "$gemma" bench --synthetic gemma3-270m --synthetic-dir "$tmp/s270m" --prompt 4 --gen 2 --reps 1 -t 2 --json \
   >"$tmp/b.json" 2>"$tmp/err" && check_json "synthetic gemma3-270m" "$tmp/b.json" || bad "synthetic: $(cat "$tmp/err")"
-grep -q '"fma_gflops": [1-9]' "$tmp/b.json" && grep -q '"read_gbs": [0-9]*\.[0-9]*[1-9]' "$tmp/b.json" &&
+# both positive (a figure like 24.00 counts: any nonzero digit)
+grep -q '"fma_gflops": [1-9]' "$tmp/b.json" && grep -Eq '"read_gbs": (0*[1-9][0-9]*\.[0-9]+|0+\.[0-9]*[1-9][0-9]*),' "$tmp/b.json" &&
   ok "machine limits measured" || bad "machine limits: $(cat "$tmp/b.json")"
 # 270M: 150.8 MB of MLX 4-bit weights, all read per token (tied head)
 grep -q '"weight_bytes": 1507[0-9]\{5\},' "$tmp/b.json" && ok "synthetic 270m weight bytes" || bad "weight bytes: $(cat "$tmp/b.json")"
