@@ -5,6 +5,7 @@
 #include "kernels/mlx_rows.h"
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
@@ -156,6 +157,9 @@ static void avx2_dequant_mlx(const uint8_t *packed, const float *scales, const f
  * widen to 8 lanes; the low nibbles are the block's even elements and the
  * high nibbles its odd ones, the order mlx_prep_x gives x. */
 enum { MV_ROWS = 4 };
+#ifndef Q8EXP
+#define Q8EXP 0
+#endif
 
 static inline float scale_at(const uint8_t *p, int sdt, size_t i) {
     if (sdt == GM_DT_BF16) return load_u16_scalar_bf16(p + 2 * i);
@@ -236,54 +240,119 @@ static void avx2_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *x
 }
 
 /* Int8 inputs (kernels.h matmul_mlx_q8) without VNNI: each 64-byte chunk
- * in two 32-byte halves, u8 x s8 pairs summed by vpmaddubsw (no overflow:
- * levels are nibbles, 2 * 15 * 127 < 32767) and widened to int32 by
- * vpmaddwd; an 8-bit level is split into its two nibbles, the high one
- * weighted by 16 in that widening. */
-static inline __m256 q8_half_scales(const uint8_t *s, int sdt, size_t g, int two) {
-    __m128 a = _mm_set1_ps(scale_at(s, sdt, g)), b = two ? _mm_set1_ps(scale_at(s, sdt, g + 1)) : a;
-    return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+ * in two 32-byte halves, u8 x s8 pairs summed by vpmaddubsw and widened to
+ * int32 by vpmaddwd.  A 4-bit half's low- and high-nibble products land in
+ * the same input block, so they are added as int16 before the one widening
+ * (4 * 15 * 127 < 32767: exact), which saves a multiply: on CPUs whose
+ * integer multiplies share one port (Zen 1-3) those decide the speed.  An
+ * 8-bit level is split into its two nibbles, the high one weighted by 16
+ * in the widening.  Up to four rows share each input load and two tokens
+ * each row's unpacking, as in the VNNI kernel. */
+static void widen_scales(const uint8_t *s, int sdt, size_t g, int n, float *out) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, sdt == GM_DT_BF16  ? load_bf16x8(s + 2 * (g + (size_t)i))
+                                  : sdt == GM_DT_F16 ? load_f16x8(s + 2 * (g + (size_t)i))
+                                                     : _mm256_loadu_ps((const float *)(const void *)(s + 4 * (g + (size_t)i))));
+    for (; i < n; i++) out[i] = scale_at(s, sdt, g + (size_t)i);
 }
 
-static void q8_row_token(const gm_mlx_rows *w, int r, const int8_t *xq, const float *dxv, const float *xsum,
-                         float *y) {
-    const int four = w->bits == 4, chunk = four ? 128 : 64, half = chunk / 2, gs = w->group_size;
-    const int groups = w->cols / gs;
+/* nr rows x nt tokens; four and two (a 4-bit half spanning two groups) are
+ * literals at every call so each variant compiles to its own loop.  The
+ * rows' scales are widened to f32 a segment of Q8_SEG groups at a time (no
+ * dtype branch or division in the inner loop). */
+enum { Q8_SEG = 256 };
+
+static inline __attribute__((always_inline)) void q8_rows_pass(const gm_mlx_rows *w, int r, int nr, int t, int nt,
+                                                               int four, int two, int prefetch, const int8_t *xq,
+                                                               const float *dxv, const float *xsum, float *y,
+                                                               size_t ldy) {
+    enum { NT = 2 };
+    const int chunk = four ? 128 : 64, half = chunk / 2, gs = w->group_size, groups = w->cols / gs;
+    const size_t dstride = gm_mlx_q8_dxv_floats(w->cols), ahead = 2 * (size_t)nr * w->row_bytes;
     const __m256i nib = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
-    const uint8_t *p = w->data + (size_t)r * w->row_bytes;
-    size_t g0 = (size_t)r * (size_t)groups;
-    __m256 total = _mm256_setzero_ps();
-    for (int c = 0, k = 0; k < w->cols; c++, k += chunk) {
-        _mm_prefetch((const char *)(p + (size_t)c * 64 + 2 * MV_ROWS * w->row_bytes), _MM_HINT_T0);
-        for (int h = 0; h < 2; h++) {
-            __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + (size_t)c * 64 + (size_t)h * 32));
-            __m256i lo = _mm256_and_si256(b, nib), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), nib);
-            const int8_t *xt = xq + k + h * 32;
-            __m256i xe = _mm256_loadu_si256((const __m256i *)(const void *)xt), acc;
-            if (four) {
-                __m256i xo = _mm256_loadu_si256((const __m256i *)(const void *)(xt + 64));
-                acc = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xe), one),
-                                       _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xo), one));
-            } else {
-                acc = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xe), one),
-                                       _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xe), sixteen));
+    const uint8_t *p[MV_ROWS];
+    size_t g0[MV_ROWS];
+    __m256 total[NT][MV_ROWS];
+    float sc[MV_ROWS][Q8_SEG + 1];
+    for (int j = 0; j < nr; j++) {
+        p[j] = w->data + (size_t)(r + j) * w->row_bytes;
+        g0[j] = (size_t)(r + j) * (size_t)groups;
+        for (int u = 0; u < nt; u++) total[u][j] = _mm256_setzero_ps();
+    }
+    int c = 0;
+    for (int s0 = 0; s0 < groups; s0 += Q8_SEG) {
+        int ns = groups - s0 < Q8_SEG ? groups - s0 : Q8_SEG, k1 = (s0 + ns) * gs;
+        for (int j = 0; j < nr; j++) widen_scales(w->scales, w->sdtype, g0[j] + (size_t)s0, ns, sc[j]);
+        /* g: the half's group within the segment; gv: its first value's offset in that group */
+        for (int k = s0 * gs, g = 0, gv = 0; k < k1; c++, k += chunk) {
+            /* the pass two ahead, a line per row per chunk, in address order */
+            if (prefetch)
+                for (int j = 0; j < nr; j++)
+                    _mm_prefetch((const char *)(p[0] + ahead + ((size_t)c * (size_t)nr + (size_t)j) * 64), _MM_HINT_T0);
+            for (int h = 0; h < 2; h++) {
+                const int8_t *xt[NT];
+                __m256 d[NT];
+                for (int u = 0; u < nt; u++) {
+                    xt[u] = xq + (size_t)(t + u) * (size_t)w->cols + k + h * 32;
+                    d[u] = _mm256_loadu_ps(dxv + (size_t)(t + u) * dstride + (size_t)c * 16 + (size_t)h * 8);
+                }
+                for (int j = 0; j < nr; j++) {
+                    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p[j] + (size_t)c * 64 + (size_t)h * 32));
+                    __m256i lo = _mm256_and_si256(b, nib), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), nib);
+                    __m256 s = two ? _mm256_insertf128_ps(_mm256_broadcast_ss(&sc[j][g]), _mm_broadcast_ss(&sc[j][g + 1]), 1)
+                                   : _mm256_broadcast_ss(&sc[j][g]);
+                    for (int u = 0; u < nt; u++) {
+                        __m256i xe = _mm256_loadu_si256((const __m256i *)(const void *)xt[u]), acc;
+                        if (four) {
+                            __m256i xo = _mm256_loadu_si256((const __m256i *)(const void *)(xt[u] + 64));
+                            acc = _mm256_madd_epi16(
+                                _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo)), one);
+                        } else {
+                            acc = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xe), one),
+                                                   _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xe), sixteen));
+                        }
+                        total[u][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(s, d[u]), total[u][j]);
+                    }
+                }
+                for (gv += half; gv >= gs; gv -= gs) g++;
             }
-            int first = k + h * half;   /* the half's first value */
-            __m256 sc = q8_half_scales(w->scales, w->sdtype, g0 + (size_t)(first / gs), half > gs);
-            __m256 d = _mm256_loadu_ps(dxv + (size_t)c * 16 + (size_t)h * 8);
-            total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(sc, d), total);
         }
     }
-    *y = hsum256(total) + bias_dot(w->biases + g0 * (w->sdtype == GM_DT_F32 ? 4 : 2), w->sdtype, xsum, groups);
+    const size_t bsz = w->sdtype == GM_DT_F32 ? 4 : 2;
+    for (int u = 0; u < nt; u++) {
+        const float *st = xsum + (size_t)(t + u) * (size_t)groups;
+        float *yt = y + (size_t)(t + u) * ldy;
+        for (int j = 0; j < nr; j++) yt[j] = hsum256(total[u][j]) + bias_dot(w->biases + g0[j] * bsz, w->sdtype, st, groups);
+    }
+}
+
+/* Rows four at a time for one token (decode), two at a time for token pairs. */
+static inline __attribute__((always_inline)) void q8_matmul(const gm_mlx_rows *w, int r0, int r1, int n_tokens,
+                                                            int four, int two, const int8_t *xq, const float *dxv,
+                                                            const float *xsum, float *y, size_t ldy) {
+    int r = r0;
+    if (n_tokens == 1) {
+        for (; r + MV_ROWS <= r1; r += MV_ROWS) q8_rows_pass(w, r, MV_ROWS, 0, 1, four, two, 1, xq, dxv, xsum, y + (r - r0), ldy);
+    } else {
+        for (; r + 2 <= r1; r += 2) {
+            int t = 0;
+            for (; t + 2 <= n_tokens; t += 2) q8_rows_pass(w, r, 2, t, 2, four, two, t == 0, xq, dxv, xsum, y + (r - r0), ldy);
+            if (t < n_tokens) q8_rows_pass(w, r, 2, t, 1, four, two, 0, xq, dxv, xsum, y + (r - r0), ldy);
+        }
+    }
+    for (; r < r1; r++)
+        for (int t = 0; t < n_tokens; t++) q8_rows_pass(w, r, 1, t, 1, four, two, t == 0, xq, dxv, xsum, y + (r - r0), ldy);
 }
 
 void gm_avx2_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq, const float *dxv,
                            const float *xsum, float *y, size_t ldy) {
-    size_t dstride = gm_mlx_q8_dxv_floats(w->cols), groups = (size_t)(w->cols / w->group_size);
-    for (int r = r0; r < r1; r++)
-        for (int t = 0; t < n_tokens; t++)
-            q8_row_token(w, r, xq + (size_t)t * (size_t)w->cols, dxv + (size_t)t * dstride, xsum + (size_t)t * groups,
-                         y + (size_t)t * ldy + (size_t)(r - r0));
+    if (w->bits == 8)
+        q8_matmul(w, r0, r1, n_tokens, 0, 0, xq, dxv, xsum, y, ldy);
+    else if (w->group_size < 64)
+        q8_matmul(w, r0, r1, n_tokens, 1, 1, xq, dxv, xsum, y, ldy);
+    else
+        q8_matmul(w, r0, r1, n_tokens, 1, 0, xq, dxv, xsum, y, ldy);
 }
 
 /* ------------------------------------------------------------ conversions */

@@ -13,10 +13,10 @@
 
 #include <string.h>
 
-size_t gm_matmul_scratch_floats(int max_cols) {
+size_t gm_matmul_scratch_floats(int max_cols, int gemm) {
     /* a widened row + f32 scales + f32 biases, or the GEMM's packed blocks,
      * rounded up to whole cache lines */
-    size_t n = (size_t)max_cols + 2 * ((size_t)max_cols / 32 + 16), g = gm_gemm_buf_floats(0);
+    size_t n = (size_t)max_cols + 2 * ((size_t)max_cols / 32 + 16), g = gemm ? gm_gemm_buf_floats(0) : 0;
     if (g > n) n = g;
     return (n + 15) & ~(size_t)15;
 }
@@ -237,8 +237,14 @@ static void group_sums(const float *x, int cols, int gs, float *out) {
     }
 }
 
-static int takes_q8(const gm_weight *w, const gm_matmul_scratch *scratch) {
-    return scratch->int8 && w->kind == GM_W_MLX && gm_mlx_q8_ok(w->bits, w->group_size, w->cols);
+static int int8_shape(const gm_weight *w) {
+    return w->kind == GM_W_MLX && gm_mlx_q8_ok(w->bits, w->group_size, w->cols);
+}
+
+static int takes_q8(const gm_weight *w, const gm_matmul_scratch *scratch) { return scratch->int8 && int8_shape(w); }
+
+int gm_matmul_uses_gemm(const gm_weight *w, int int8) {
+    return w->rows && !w->llamacpp && !(int8 && int8_shape(w));
 }
 
 /* Token i's inputs for the int8 path: group sums and int8 values. */

@@ -52,10 +52,16 @@ typedef struct {
     float *x8d;               /* their per-lane scales (kernels/mlx_rows.h) */
 } gm_matmul_scratch;
 
-size_t gm_matmul_scratch_floats(int max_cols);      /* per thread */
+/* per thread; gemm: some matrix multiplies prefill through the GEMM (its
+ * blocks are ~5 MB a thread, so sessions leave them out when none does) */
+size_t gm_matmul_scratch_floats(int max_cols, int gemm);
 size_t gm_matmul_xsum_floats(int max_tokens, int max_cols);
 size_t gm_matmul_xq_floats(int max_tokens, int max_cols);
 size_t gm_matmul_x8_floats(int max_tokens, int max_cols);    /* x8 and x8d each */
+
+/* Whether prefill multiplies w through the cache-blocked GEMM: neither the
+ * int8 path (numerics int8) nor llama.cpp's row by row path takes it. */
+int gm_matmul_uses_gemm(const gm_weight *w, int int8);
 
 /* Whether w takes the F16/F32 llama.cpp path (then the scratch needs xf). */
 int gm_matmul_lanes_ok(const gm_weight *w);

@@ -263,6 +263,18 @@ uint64_t gemma_model_token_bytes(const gemma_model *m) {
     return n;
 }
 
+int gm_model_uses_gemm(const gemma_model *m) {
+    int int8 = m->numerics == GEMMA_NUMERICS_INT8;
+    if (gm_matmul_uses_gemm(&m->lm_head, int8) || gm_matmul_uses_gemm(&m->ple_proj, int8)) return 1;
+    for (int l = 0; l < m->cfg->n_layers; l++) {
+        const gm_layer *L = &m->layers[l];
+        const gm_weight *w[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down, &L->ple_gate, &L->ple_proj};
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+            if (gm_matmul_uses_gemm(w[i], int8)) return 1;
+    }
+    return 0;
+}
+
 size_t gemma_model_stop_tokens(const gemma_model *m, int32_t *ids, size_t cap) {
     if (!m) return 0;
     size_t n = (size_t)m->cfg->n_eos;

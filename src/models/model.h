@@ -46,6 +46,9 @@ struct gemma_model {
     gemma_allocator allocator;
 };
 
+/* Whether any text matrix multiplies prefill through the GEMM (session scratch sizing). */
+int gm_model_uses_gemm(const gemma_model *m);
+
 gemma_status gm_gemma3_bind(gemma_model *m, gemma_error *err);
 gemma_status gm_gemma4_bind(gemma_model *m, gemma_error *err);
 /* embed_tokens and the LM head: a separate head tensor if present, else tied (as the config must allow). */

@@ -46,7 +46,7 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
      * the step's keys of the last unshared layer of its type */
     if (c->arch == GM_ARCH_GEMMA4) kvdim *= 2;
     size_t ple = (size_t)c->n_layers * (size_t)c->ple_dim;
-    size_t per_thread = gm_matmul_scratch_floats(model->max_cols);
+    size_t per_thread = gm_matmul_scratch_floats(model->max_cols, gm_model_uses_gemm(model));
     int ggml = model->numerics == GEMMA_NUMERICS_LLAMACPP, int8 = model->numerics == GEMMA_NUMERICS_INT8;
     size_t half = kv_type == GEMMA_KV_F16 || kv_type == GEMMA_KV_BF16 ? (nb * kvdim + 1) / 2 : 0;
     buffer_spec t[N_BUFFERS] = {
@@ -73,7 +73,7 @@ static void buffer_table(gemma_session *s, const gemma_model *model, int n_ctx, 
 static gemma_status alloc_buffers(gemma_session *s, int max_threads, gemma_error *err) {
     buffer_spec bufs[N_BUFFERS];
     buffer_table(s, s->model, s->n_ctx, s->n_batch, max_threads, s->kv_type, bufs);
-    size_t per_thread = gm_matmul_scratch_floats(s->model->max_cols);
+    size_t per_thread = gm_matmul_scratch_floats(s->model->max_cols, gm_model_uses_gemm(s->model));
     for (size_t i = 0; i < N_BUFFERS; i++) {
         size_t bytes;
         if (!gm_mul_size(bufs[i].n, sizeof(float), &bytes) || !(*bufs[i].p = gm_alloc(&s->allocator, bytes)))

@@ -213,6 +213,9 @@ static void test_matmul_mlx_q8_twins(void **state) {
                     check_q8_shape(bits[b], gss[g], colss[c], rowss[(b + g + c + d) % 8], toks[(g + c + d) % 4], dts[d]);
             }
     assert_true(n >= 50);
+    /* rows of more than 256 groups: the AVX2 kernel widens scales a segment at a time */
+    check_q8_shape(4, 32, 8448, 5, 3, GM_DT_BF16);
+    check_q8_shape(8, 32, 8448, 3, 2, GM_DT_F16);
     assert_false(gm_mlx_q8_ok(4, 64, 192));   /* not whole 128-value chunks: the f32 path */
     assert_false(gm_mlx_q8_ok(3, 64, 1152));
 }

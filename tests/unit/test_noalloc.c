@@ -133,11 +133,39 @@ static void test_gemma4_memory_estimate(void **state) {
     gemma_model_free(m);
 }
 
+/* Sessions whose matrices never multiply through the f32 GEMM (int8
+ * numerics on MLX 4/8-bit, llama.cpp numerics on GGUF) leave out its
+ * per-thread blocks (megabytes a thread). */
+static uint64_t session_bytes(const char *path, gemma_numerics numerics) {
+    gemma_error err;
+    gemma_model *m;
+    gemma_model_options mo = {.numerics = numerics};
+    assert_int_equal(gemma_model_load(path, &mo, &m, &err), GEMMA_OK);
+    gemma_session_options o = gemma_session_default_options();
+    o.n_ctx = 64;
+    o.n_threads = 2;
+    o.kv_type = GEMMA_KV_F32;
+    uint64_t n = gemma_session_memory_bytes(m, &o);
+    gemma_model_free(m);
+    return n;
+}
+
+static void test_scratch_without_gemm(void **state) {
+    (void)state;
+    const char *mlx = GEMMA_FIXTURES_DIR "/gemma3/mlx4-g64-convert", *gguf = GEMMA_FIXTURES_DIR "/gemma3/gguf-mixed/model.gguf";
+    uint64_t exact = session_bytes(mlx, GEMMA_NUMERICS_EXACT), int8 = session_bytes(mlx, GEMMA_NUMERICS_INT8);
+    if (int8 + 2 * (1u << 20) > exact) fail_msg("int8 session %llu bytes, exact %llu", (unsigned long long)int8, (unsigned long long)exact);
+    exact = session_bytes(gguf, GEMMA_NUMERICS_EXACT);
+    uint64_t ggml = session_bytes(gguf, GEMMA_NUMERICS_LLAMACPP);
+    if (ggml + 2 * (1u << 20) > exact) fail_msg("llamacpp session %llu bytes, exact %llu", (unsigned long long)ggml, (unsigned long long)exact);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_eval_does_not_allocate),
                                        cmocka_unit_test(test_gguf_eval_does_not_allocate),
                                        cmocka_unit_test(test_gemma4_eval_does_not_allocate),
         cmocka_unit_test(test_int8_eval_does_not_allocate),
+                                       cmocka_unit_test(test_scratch_without_gemm),
                                        cmocka_unit_test(test_gemma4_memory_estimate)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
