@@ -274,7 +274,8 @@ static inline __attribute__((always_inline)) void q8_rows_pass(const gm_mlx_rows
     const uint8_t *p[MV_ROWS];
     size_t g0[MV_ROWS];
     __m256 total[NT][MV_ROWS];
-    float sc[MV_ROWS][Q8_SEG + 1];
+    float scbuf[MV_ROWS * Q8_SEG];
+    const float *sc[MV_ROWS];
     for (int j = 0; j < nr; j++) {
         p[j] = w->data + (size_t)(r + j) * w->row_bytes;
         g0[j] = (size_t)(r + j) * (size_t)groups;
@@ -283,7 +284,15 @@ static inline __attribute__((always_inline)) void q8_rows_pass(const gm_mlx_rows
     int c = 0;
     for (int s0 = 0; s0 < groups; s0 += Q8_SEG) {
         int ns = groups - s0 < Q8_SEG ? groups - s0 : Q8_SEG, k1 = (s0 + ns) * gs;
-        for (int j = 0; j < nr; j++) widen_scales(w->scales, w->sdtype, g0[j] + (size_t)s0, ns, sc[j]);
+        if (ns == groups) {   /* whole rows: the rows' scales are adjacent, one call */
+            widen_scales(w->scales, w->sdtype, g0[0], nr * groups, scbuf);
+            for (int j = 0; j < nr; j++) sc[j] = scbuf + j * groups;
+        } else {
+            for (int j = 0; j < nr; j++) {
+                widen_scales(w->scales, w->sdtype, g0[j] + (size_t)s0, ns, scbuf + j * Q8_SEG);
+                sc[j] = scbuf + j * Q8_SEG;
+            }
+        }
         /* g: the half's group within the segment; gv: its first value's offset in that group */
         for (int k = s0 * gs, g = 0, gv = 0; k < k1; c++, k += chunk) {
             /* the pass two ahead, a line per row per chunk, in address order */
