@@ -264,9 +264,9 @@ static void widen_scales(const uint8_t *s, int sdt, size_t g, int n, float *out)
 enum { Q8_SEG = 256 };
 
 static inline __attribute__((always_inline)) void q8_rows_pass(const gm_mlx_rows *w, int r, int nr, int t, int nt,
-                                                               int four, int two, int prefetch, const int8_t *xq,
-                                                               const float *dxv, const float *xsum, float *y,
-                                                               size_t ldy) {
+                                                               int four, int two, int prefetch, const float *scw,
+                                                               const float *biw, const int8_t *xq, const float *dxv,
+                                                               const float *xsum, float *y, size_t ldy) {
     enum { NT = 2 };
     const int chunk = four ? 128 : 64, half = chunk / 2, gs = w->group_size, groups = w->cols / gs;
     const size_t dstride = gm_mlx_q8_dxv_floats(w->cols), ahead = 2 * (size_t)nr * w->row_bytes;
@@ -284,7 +284,9 @@ static inline __attribute__((always_inline)) void q8_rows_pass(const gm_mlx_rows
     int c = 0;
     for (int s0 = 0; s0 < groups; s0 += Q8_SEG) {
         int ns = groups - s0 < Q8_SEG ? groups - s0 : Q8_SEG, k1 = (s0 + ns) * gs;
-        if (ns == groups) {   /* whole rows: the rows' scales are adjacent, one call */
+        if (scw) {   /* widened by the caller (prefill: once for every token pair) */
+            for (int j = 0; j < nr; j++) sc[j] = scw + j * groups;
+        } else if (ns == groups) {   /* whole rows: the rows' scales are adjacent, one call */
             widen_scales(w->scales, w->sdtype, g0[0], nr * groups, scbuf);
             for (int j = 0; j < nr; j++) sc[j] = scbuf + j * groups;
         } else {
@@ -332,26 +334,134 @@ static inline __attribute__((always_inline)) void q8_rows_pass(const gm_mlx_rows
     for (int u = 0; u < nt; u++) {
         const float *st = xsum + (size_t)(t + u) * (size_t)groups;
         float *yt = y + (size_t)(t + u) * ldy;
-        for (int j = 0; j < nr; j++) yt[j] = hsum256(total[u][j]) + bias_dot(w->biases + g0[j] * bsz, w->sdtype, st, groups);
+        for (int j = 0; j < nr; j++)
+            yt[j] = hsum256(total[u][j]) + (biw ? bias_dot((const uint8_t *)(biw + j * groups), GM_DT_F32, st, groups)
+                                                : bias_dot(w->biases + g0[j] * bsz, w->sdtype, st, groups));
     }
+}
+
+/* The prefill case, 4-bit rows whose groups cover whole 64-value halves:
+ * two rows x two tokens with every value in its own variable, so that the
+ * four totals, the two rows' nibbles and the inputs stay in the 16 ymm
+ * registers (the general pass above spills them). */
+static void q8_pass_2x2(const gm_mlx_rows *w, int r, int t, const float *scw, const float *biw, const int8_t *xq,
+                        const float *dxv, const float *xsum, float *y, size_t ldy) {
+    const int gs = w->group_size, groups = w->cols / gs, halves_per_group = gs / 64;
+    const size_t cols = (size_t)w->cols, dstride = gm_mlx_q8_dxv_floats(w->cols);
+    const __m256i nib = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1);
+    const uint8_t *p0 = w->data + (size_t)r * w->row_bytes, *p1 = p0 + w->row_bytes;
+    const int8_t *x0 = xq + (size_t)t * cols, *x1 = x0 + cols;
+    const float *d0 = dxv + (size_t)t * dstride, *d1 = d0 + dstride, *s0 = scw, *s1 = scw + groups;
+    __m256 t00 = _mm256_setzero_ps(), t01 = t00, t10 = t00, t11 = t00;
+    for (int hv = 0, n = w->cols / 64; hv < n; hv++) {
+        /* half hv: weight bytes 32 hv, inputs (even) 128 (hv / 2) + 32 (hv % 2), odd 64 later */
+        size_t xo = (size_t)(hv >> 1) * 128 + (size_t)(hv & 1) * 32;
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)(p0 + (size_t)hv * 32));
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(p1 + (size_t)hv * 32));
+        __m256i lo0 = _mm256_and_si256(b0, nib), hi0 = _mm256_and_si256(_mm256_srli_epi16(b0, 4), nib);
+        __m256i lo1 = _mm256_and_si256(b1, nib), hi1 = _mm256_and_si256(_mm256_srli_epi16(b1, 4), nib);
+        int g = hv / halves_per_group;
+        __m256 sc0 = _mm256_broadcast_ss(s0 + g), sc1 = _mm256_broadcast_ss(s1 + g);
+        __m256i xe = _mm256_loadu_si256((const __m256i *)(const void *)(x0 + xo));
+        __m256i xd = _mm256_loadu_si256((const __m256i *)(const void *)(x0 + xo + 64));
+        __m256 dd = _mm256_loadu_ps(d0 + (size_t)hv * 8);
+        __m256i a = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo0, xe), _mm256_maddubs_epi16(hi0, xd)), one);
+        t00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sc0, dd), t00);
+        a = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo1, xe), _mm256_maddubs_epi16(hi1, xd)), one);
+        t10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sc1, dd), t10);
+        xe = _mm256_loadu_si256((const __m256i *)(const void *)(x1 + xo));
+        xd = _mm256_loadu_si256((const __m256i *)(const void *)(x1 + xo + 64));
+        dd = _mm256_loadu_ps(d1 + (size_t)hv * 8);
+        a = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo0, xe), _mm256_maddubs_epi16(hi0, xd)), one);
+        t01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sc0, dd), t01);
+        a = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo1, xe), _mm256_maddubs_epi16(hi1, xd)), one);
+        t11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sc1, dd), t11);
+    }
+    const float *st0 = xsum + (size_t)t * (size_t)groups, *st1 = st0 + groups;
+    const uint8_t *bi0 = (const uint8_t *)biw, *bi1 = (const uint8_t *)(biw + groups);
+    y[(size_t)t * ldy] = hsum256(t00) + bias_dot(bi0, GM_DT_F32, st0, groups);
+    y[(size_t)t * ldy + 1] = hsum256(t10) + bias_dot(bi1, GM_DT_F32, st0, groups);
+    y[(size_t)(t + 1) * ldy] = hsum256(t01) + bias_dot(bi0, GM_DT_F32, st1, groups);
+    y[(size_t)(t + 1) * ldy + 1] = hsum256(t11) + bias_dot(bi1, GM_DT_F32, st1, groups);
+}
+
+/* The decode case of the same shape: four rows x one token, likewise in
+ * named variables; scw the four rows' widened scales, adjacent. */
+static inline __m256i q8_half_dot(const uint8_t *p, __m256i xe, __m256i xd) {
+    const __m256i nib = _mm256_set1_epi8(15);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i lo = _mm256_and_si256(b, nib), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), nib);
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xd)),
+                             _mm256_set1_epi16(1));
+}
+
+static void q8_pass_4x1(const gm_mlx_rows *w, int r, const float *scw, const int8_t *x, const float *d,
+                        const float *xsum, float *y) {
+    const int gs = w->group_size, groups = w->cols / gs, halves_per_group = gs / 64;
+    const size_t rb = w->row_bytes, ahead = 8 * rb;   /* the pass after next, in address order */
+    const uint8_t *p = w->data + (size_t)r * rb;
+    __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+    for (int hv = 0, n = w->cols / 64; hv < n; hv++) {
+        if (!(hv & 1))
+            for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(p + ahead + ((size_t)hv * 2 + (size_t)j) * 64), _MM_HINT_T0);
+        size_t xo = (size_t)(hv >> 1) * 128 + (size_t)(hv & 1) * 32, wo = (size_t)hv * 32;
+        __m256i xe = _mm256_loadu_si256((const __m256i *)(const void *)(x + xo));
+        __m256i xd = _mm256_loadu_si256((const __m256i *)(const void *)(x + xo + 64));
+        __m256 dd = _mm256_loadu_ps(d + (size_t)hv * 8);
+        int g = hv / halves_per_group;
+        t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_half_dot(p + wo, xe, xd)),
+                             _mm256_mul_ps(_mm256_broadcast_ss(scw + g), dd), t0);
+        t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_half_dot(p + rb + wo, xe, xd)),
+                             _mm256_mul_ps(_mm256_broadcast_ss(scw + groups + g), dd), t1);
+        t2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_half_dot(p + 2 * rb + wo, xe, xd)),
+                             _mm256_mul_ps(_mm256_broadcast_ss(scw + 2 * groups + g), dd), t2);
+        t3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_half_dot(p + 3 * rb + wo, xe, xd)),
+                             _mm256_mul_ps(_mm256_broadcast_ss(scw + 3 * groups + g), dd), t3);
+    }
+    const size_t bsz = w->sdtype == GM_DT_F32 ? 4 : 2;
+    const uint8_t *b = w->biases + (size_t)r * (size_t)groups * bsz;
+    y[0] = hsum256(t0) + bias_dot(b, w->sdtype, xsum, groups);
+    y[1] = hsum256(t1) + bias_dot(b + (size_t)groups * bsz, w->sdtype, xsum, groups);
+    y[2] = hsum256(t2) + bias_dot(b + 2 * (size_t)groups * bsz, w->sdtype, xsum, groups);
+    y[3] = hsum256(t3) + bias_dot(b + 3 * (size_t)groups * bsz, w->sdtype, xsum, groups);
 }
 
 /* Rows four at a time for one token (decode), two at a time for token pairs. */
 static inline __attribute__((always_inline)) void q8_matmul(const gm_mlx_rows *w, int r0, int r1, int n_tokens,
                                                             int four, int two, const int8_t *xq, const float *dxv,
                                                             const float *xsum, float *y, size_t ldy) {
-    int r = r0;
-    if (n_tokens == 1) {
-        for (; r + MV_ROWS <= r1; r += MV_ROWS) q8_rows_pass(w, r, MV_ROWS, 0, 1, four, two, 1, xq, dxv, xsum, y + (r - r0), ldy);
+    int r = r0, groups = w->cols / w->group_size;
+    if (n_tokens == 1 && four && !two && groups * MV_ROWS <= 2 * Q8_SEG) {
+        float scw[2 * Q8_SEG];
+        for (; r + MV_ROWS <= r1; r += MV_ROWS) {
+            widen_scales(w->scales, w->sdtype, (size_t)r * (size_t)groups, MV_ROWS * groups, scw);
+            q8_pass_4x1(w, r, scw, xq, dxv, xsum, y + (r - r0));
+        }
+    } else if (n_tokens == 1) {
+        for (; r + MV_ROWS <= r1; r += MV_ROWS)
+            q8_rows_pass(w, r, MV_ROWS, 0, 1, four, two, 1, NULL, NULL, xq, dxv, xsum, y + (r - r0), ldy);
     } else {
+        /* a row pair's scales and biases widened once for all its token pairs */
+        float scw[2 * Q8_SEG], biw[2 * Q8_SEG];
+        int whole = groups <= Q8_SEG;
         for (; r + 2 <= r1; r += 2) {
+            if (whole) {
+                size_t g0 = (size_t)r * (size_t)groups;
+                widen_scales(w->scales, w->sdtype, g0, 2 * groups, scw);
+                widen_scales(w->biases, w->sdtype, g0, 2 * groups, biw);
+            }
+            const float *sp = whole ? scw : NULL, *bp = whole ? biw : NULL;
             int t = 0;
-            for (; t + 2 <= n_tokens; t += 2) q8_rows_pass(w, r, 2, t, 2, four, two, t == 0, xq, dxv, xsum, y + (r - r0), ldy);
-            if (t < n_tokens) q8_rows_pass(w, r, 2, t, 1, four, two, 0, xq, dxv, xsum, y + (r - r0), ldy);
+            if (whole && four && !two)
+                for (; t + 2 <= n_tokens; t += 2) q8_pass_2x2(w, r, t, scw, biw, xq, dxv, xsum, y + (r - r0), ldy);
+            for (; t + 2 <= n_tokens; t += 2)
+                q8_rows_pass(w, r, 2, t, 2, four, two, t == 0, sp, bp, xq, dxv, xsum, y + (r - r0), ldy);
+            if (t < n_tokens) q8_rows_pass(w, r, 2, t, 1, four, two, 0, sp, bp, xq, dxv, xsum, y + (r - r0), ldy);
         }
     }
     for (; r < r1; r++)
-        for (int t = 0; t < n_tokens; t++) q8_rows_pass(w, r, 1, t, 1, four, two, t == 0, xq, dxv, xsum, y + (r - r0), ldy);
+        for (int t = 0; t < n_tokens; t++)
+            q8_rows_pass(w, r, 1, t, 1, four, two, t == 0, NULL, NULL, xq, dxv, xsum, y + (r - r0), ldy);
 }
 
 void gm_avx2_matmul_mlx_q8(const gm_mlx_rows *w, int r0, int r1, int n_tokens, const int8_t *xq, const float *dxv,
