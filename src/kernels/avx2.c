@@ -5,7 +5,6 @@
 #include "kernels/mlx_rows.h"
 
 #include <immintrin.h>
-#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
@@ -157,9 +156,6 @@ static void avx2_dequant_mlx(const uint8_t *packed, const float *scales, const f
  * widen to 8 lanes; the low nibbles are the block's even elements and the
  * high nibbles its odd ones, the order mlx_prep_x gives x. */
 enum { MV_ROWS = 4 };
-#ifndef Q8EXP
-#define Q8EXP 0
-#endif
 
 static inline float scale_at(const uint8_t *p, int sdt, size_t i) {
     if (sdt == GM_DT_BF16) return load_u16_scalar_bf16(p + 2 * i);
@@ -248,6 +244,12 @@ static void avx2_matvec_mlx(const gm_mlx_rows *w, int r0, int r1, const float *x
  * 8-bit level is split into its two nibbles, the high one weighted by 16
  * in the widening.  Up to four rows share each input load and two tokens
  * each row's unpacking, as in the VNNI kernel. */
+/* A 4-bit half's int32 lanes: low nibbles x even inputs + high nibbles x odd ones. */
+static inline __m256i q8_nibble_dot(__m256i lo, __m256i hi, __m256i xe, __m256i xo) {
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo)),
+                             _mm256_set1_epi16(1));
+}
+
 static void widen_scales(const uint8_t *s, int sdt, size_t g, int n, float *out) {
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -317,8 +319,7 @@ static inline __attribute__((always_inline)) void q8_rows_pass(const gm_mlx_rows
                         __m256i xe = _mm256_loadu_si256((const __m256i *)(const void *)xt[u]), acc;
                         if (four) {
                             __m256i xo = _mm256_loadu_si256((const __m256i *)(const void *)(xt[u] + 64));
-                            acc = _mm256_madd_epi16(
-                                _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo)), one);
+                            acc = q8_nibble_dot(lo, hi, xe, xo);
                         } else {
                             acc = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xe), one),
                                                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xe), sixteen));
@@ -348,7 +349,7 @@ static void q8_pass_2x2(const gm_mlx_rows *w, int r, int t, const float *scw, co
                         const float *dxv, const float *xsum, float *y, size_t ldy) {
     const int gs = w->group_size, groups = w->cols / gs, halves_per_group = gs / 64;
     const size_t cols = (size_t)w->cols, dstride = gm_mlx_q8_dxv_floats(w->cols);
-    const __m256i nib = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1);
+    const __m256i nib = _mm256_set1_epi8(15);
     const uint8_t *p0 = w->data + (size_t)r * w->row_bytes, *p1 = p0 + w->row_bytes;
     const int8_t *x0 = xq + (size_t)t * cols, *x1 = x0 + cols;
     const float *d0 = dxv + (size_t)t * dstride, *d1 = d0 + dstride, *s0 = scw, *s1 = scw + groups;
@@ -365,16 +366,16 @@ static void q8_pass_2x2(const gm_mlx_rows *w, int r, int t, const float *scw, co
         __m256i xe = _mm256_loadu_si256((const __m256i *)(const void *)(x0 + xo));
         __m256i xd = _mm256_loadu_si256((const __m256i *)(const void *)(x0 + xo + 64));
         __m256 dd = _mm256_loadu_ps(d0 + (size_t)hv * 8);
-        __m256i a = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo0, xe), _mm256_maddubs_epi16(hi0, xd)), one);
+        __m256i a = q8_nibble_dot(lo0, hi0, xe, xd);
         t00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sc0, dd), t00);
-        a = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo1, xe), _mm256_maddubs_epi16(hi1, xd)), one);
+        a = q8_nibble_dot(lo1, hi1, xe, xd);
         t10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sc1, dd), t10);
         xe = _mm256_loadu_si256((const __m256i *)(const void *)(x1 + xo));
         xd = _mm256_loadu_si256((const __m256i *)(const void *)(x1 + xo + 64));
         dd = _mm256_loadu_ps(d1 + (size_t)hv * 8);
-        a = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo0, xe), _mm256_maddubs_epi16(hi0, xd)), one);
+        a = q8_nibble_dot(lo0, hi0, xe, xd);
         t01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sc0, dd), t01);
-        a = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo1, xe), _mm256_maddubs_epi16(hi1, xd)), one);
+        a = q8_nibble_dot(lo1, hi1, xe, xd);
         t11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sc1, dd), t11);
     }
     const float *st0 = xsum + (size_t)t * (size_t)groups, *st1 = st0 + groups;
@@ -391,8 +392,7 @@ static inline __m256i q8_half_dot(const uint8_t *p, __m256i xe, __m256i xd) {
     const __m256i nib = _mm256_set1_epi8(15);
     __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)p);
     __m256i lo = _mm256_and_si256(b, nib), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), nib);
-    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xd)),
-                             _mm256_set1_epi16(1));
+    return q8_nibble_dot(lo, hi, xe, xd);
 }
 
 static void q8_pass_4x1(const gm_mlx_rows *w, int r, const float *scw, const int8_t *x, const float *d,

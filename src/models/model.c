@@ -250,15 +250,22 @@ uint64_t gemma_model_param_count(const gemma_model *m) {
     return n;
 }
 
+/* A layer's matrices (unbound ones have no rows). */
+enum { LAYER_MATRICES = 9 };
+static void layer_matrices(const gm_layer *L, const gm_weight *w[LAYER_MATRICES]) {
+    const gm_weight *all[LAYER_MATRICES] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down, &L->ple_gate, &L->ple_proj};
+    memcpy(w, all, sizeof all);
+}
+
 uint64_t gemma_model_token_bytes(const gemma_model *m) {
     if (!m) return 0;
     uint64_t n = gm_weight_bytes(&m->lm_head) + gm_weight_bytes(&m->ple_proj);
     if (m->embed.rows) n += gm_weight_bytes(&m->embed) / (uint64_t)m->embed.rows;
     if (m->embed_ple.rows) n += gm_weight_bytes(&m->embed_ple) / (uint64_t)m->embed_ple.rows;
     for (int l = 0; l < m->cfg->n_layers; l++) {
-        const gm_layer *L = &m->layers[l];
-        const gm_weight *w[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down, &L->ple_gate, &L->ple_proj};
-        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) n += gm_weight_bytes(w[i]);
+        const gm_weight *w[LAYER_MATRICES];
+        layer_matrices(&m->layers[l], w);
+        for (int i = 0; i < LAYER_MATRICES; i++) n += gm_weight_bytes(w[i]);
     }
     return n;
 }
@@ -267,9 +274,9 @@ int gm_model_uses_gemm(const gemma_model *m) {
     int int8 = m->numerics == GEMMA_NUMERICS_INT8;
     if (gm_matmul_uses_gemm(&m->lm_head, int8) || gm_matmul_uses_gemm(&m->ple_proj, int8)) return 1;
     for (int l = 0; l < m->cfg->n_layers; l++) {
-        const gm_layer *L = &m->layers[l];
-        const gm_weight *w[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down, &L->ple_gate, &L->ple_proj};
-        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        const gm_weight *w[LAYER_MATRICES];
+        layer_matrices(&m->layers[l], w);
+        for (int i = 0; i < LAYER_MATRICES; i++)
             if (gm_matmul_uses_gemm(w[i], int8)) return 1;
     }
     return 0;
